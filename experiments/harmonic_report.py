@@ -28,6 +28,8 @@ flags.DEFINE_string("pairs", "view1", "view1 (DevTrain thresholds -> DevTest) or
 flags.DEFINE_string("alignment", "detect", "Alignment mode for both models.")
 flags.DEFINE_integer("subset", None, "First N same and N different pairs per fold (quick checks).")
 flags.DEFINE_string("output_dir", "results/harmonic", "Where the table, JSON and ROC PNGs go.")
+flags.DEFINE_integer("split_folds", 0, "With --pairs=view2: each --new source is 'src1|src2|...', src k scoring "
+                     "folds k*N+1..(k+1)*N (models trained without the identities of the folds they score).")
 flags.DEFINE_string("tag", "", "Suffix of the output file names (e.g. _view2).")
 flags.DEFINE_bool("timing", False, "Measure time per training step: precomputed vs in-step old embeddings.")
 flags.DEFINE_string("timing_workdir", "runs/harmonic_timing", "Scratch workdir prefix for --timing.")
@@ -85,8 +87,15 @@ def report_main():
     out.mkdir(parents=True, exist_ok=True)
     rows, public = [], {}
     for label, source in news:
-        new = _cached_embeddings(source, None, images, F.alignment, F.subset)
-        reports = evaluate_cross_model(old, new, sets, F.pairs)
+        sources = source.split("|")
+        if len(sources) > 1 and not F.split_folds:
+            raise app.UsageError(f"--new {label}: several sources ('|') need --split_folds.")
+        if F.split_folds and len(sources) * F.split_folds != 10:
+            raise app.UsageError(f"--new {label}: {len(sources)} sources x --split_folds={F.split_folds} folds "
+                                 "must cover the 10 folds of View 2.")
+        new = [_cached_embeddings(src, None, images, F.alignment, F.subset) for src in sources]
+        reports = evaluate_cross_model(old, new if F.split_folds else new[0], sets, F.pairs,
+                                       folds_per_model=F.split_folds or None)
         names = {"a-a": "old-old", "b-b": "new-new", "cross": "old-new (both orders)", "a-b": "old->new",
                  "b-a": "new->old"}
         for key in ("a-a", "b-b", "cross", "a-b", "b-a"):
@@ -101,7 +110,8 @@ def report_main():
         public[label] = {k: {kk: vv for kk, vv in r.items() if not kk.startswith("_")} for k, r in reports.items()}
         public[label]["source"] = source
         public[label]["roc_png"] = str(png)
-    lines = [f"LFW {F.pairs} ({'DevTrain thresholds -> DevTest' if F.pairs == 'view1' else '10 folds'}), "
+    split = f"; new models per {F.split_folds} folds (label=src1|src2...)" if F.split_folds else ""
+    lines = [f"LFW {F.pairs} ({'DevTrain thresholds -> DevTest' if F.pairs == 'view1' else '10 folds'}){split}, "
              f"alignment {F.alignment}; old = {F.old} ({F.old_weights}); {len(images)} images",
              "", "| new model | comparison | accuracy | VAL@FAR=1e-3 | FAR | AUC | EER | pairs |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -21,8 +21,8 @@ flags.DEFINE_string("model", "nns2", "Zoo model name.")
 flags.DEFINE_integer("embedding_dim", 128, "Embedding size (paper: 128).")
 flags.DEFINE_list("input_size", None, "height,width (default: the model's paper input size).")
 flags.DEFINE_bool("batch_norm", True, "Batch norm after each conv (the paper's nets have none; easier training).")
-flags.DEFINE_string("data_dir", None, "LFW root or any <identity>/*.jpg tree (default: $FACENET_TF_LFW_DIR, "
-                    "then ../shared/data/lfw).")
+flags.DEFINE_string("data_dir", None, "LFW root, any <identity>/*.jpg tree, or a TFRecord set written by "
+                    "experiments/make_tfrecords.py (default: $FACENET_TF_LFW_DIR, then ../shared/data/lfw).")
 flags.DEFINE_list("exclude_pairs", ["view1_test"], "Pairs files whose identities are never trained on: "
                   "view1_train, view1_test, view2 or paths. Empty to train on everything.")
 flags.DEFINE_integer("identities_per_batch", 45, "P: identities per batch.")

@@ -19,6 +19,7 @@ Pure Python + numpy: no TensorFlow import here.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,22 @@ class PairsFile:
             raise ValueError(f"fold must be in [0, {self.n_folds}), got {fold}")
         selected = np.flatnonzero(self.folds == fold)
         return frozenset(self.names_a[i] for i in selected) | frozenset(self.names_b[i] for i in selected)
+
+    def select_folds(self, folds: Iterable[int]) -> "PairsFile":
+        """The pairs of the given 0-based ``folds`` only (fold numbers kept), e.g. to exclude half of View 2."""
+        folds = sorted(set(int(f) for f in folds))
+        bad = [f for f in folds if not 0 <= f < self.n_folds]
+        if bad or not folds:
+            raise ValueError(f"'{self.path}' has folds 1..{self.n_folds}; cannot select {[f + 1 for f in bad]}")
+        keep = np.flatnonzero(np.isin(self.folds, folds))
+        names_a = tuple(self.names_a[i] for i in keep)
+        names_b = tuple(self.names_b[i] for i in keep)
+        return PairsFile(
+            path=self.path, images_dir=self.images_dir, n_folds=self.n_folds, pairs_per_fold=self.pairs_per_fold,
+            names_a=names_a, numbers_a=self.numbers_a[keep], names_b=names_b, numbers_b=self.numbers_b[keep],
+            paths_a=tuple(self.paths_a[i] for i in keep), paths_b=tuple(self.paths_b[i] for i in keep),
+            is_same=self.is_same[keep], folds=self.folds[keep], line_numbers=self.line_numbers[keep],
+            identities=frozenset(names_a) | frozenset(names_b))
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
@@ -266,9 +283,16 @@ def load_pairs(
 
     A name resolves to ``PAIRS_FILES[name]`` under the LFW root (``paths.lfw_dir(root)``: the argument, then
     ``$FACENET_TF_LFW_DIR``, then ``../shared/data/lfw``) with images from ``paths.lfw_images_dir(root)``.
-    A path uses the image tree beside it.
+    A path uses the image tree beside it. A ``:folds=A-B`` (or ``:folds=A``) suffix keeps only those 1-based
+    folds, e.g. ``"view2:folds=1-5"``.
     """
     key = os.fspath(name_or_path)
+    match = re.fullmatch(r"(.+):folds=(\d+)(?:-(\d+))?", key)
+    if match:
+        first, last = int(match[2]), int(match[3] or match[2])
+        if first < 1 or last < first:
+            raise ValueError(f"{key!r}: expected ':folds=A-B' with 1 <= A <= B")
+        return load_pairs(match[1], root, check_exists).select_folds(range(first - 1, last))
     if key in PAIRS_FILES:
         lfw_root = paths.lfw_dir(root)
         return parse_pairs(lfw_root / PAIRS_FILES[key], paths.lfw_images_dir(lfw_root), check_exists)

@@ -198,11 +198,35 @@ def load_pair_sets(pairs: str, root: str | None = None, subset: int | None = Non
     return [PairArrays.from_pairs(load_pairs(pairs, lfw_root), subset)]
 
 
-def evaluate_cross_model(a: ImageEmbeddings, b: ImageEmbeddings, pair_sets: list[PairArrays], pairs: str,
-                         far_target: float = 1e-3) -> dict[str, dict]:
+def cross_model_distances_by_fold(a: ImageEmbeddings, bs: list[ImageEmbeddings], pair_set: PairArrays,
+                                  folds_per_model: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """As ``cross_model_distances``, but the pairs of folds ``[k*folds_per_model, (k+1)*folds_per_model)`` are
+    scored with ``bs[k]``: for new models each trained without the identities of the folds it scores (e.g. two
+    halves of View 2), so every pair is scored by a model that never saw its people."""
+    per_model = [cross_model_distances(a, b, pair_set) for b in bs]
+    out = {}
+    for key, (d0, same, folds) in per_model[0].items():
+        owner = folds // folds_per_model
+        if owner.max() >= len(bs):
+            raise ValueError(f"{len(bs)} models x {folds_per_model} folds do not cover fold {int(folds.max()) + 1}.")
+        distances = np.choose(owner, [per_model[k][key][0] for k in range(len(bs))])
+        out[key] = (distances, same, folds)
+    return out
+
+
+def evaluate_cross_model(a: ImageEmbeddings, b: ImageEmbeddings | list[ImageEmbeddings],
+                         pair_sets: list[PairArrays], pairs: str, far_target: float = 1e-3,
+                         folds_per_model: int | None = None) -> dict[str, dict]:
     """One report per comparison (``CROSS_COMPARISONS``) from embeddings of both models: View 1 chooses thresholds
-    on the train set, other pairs files use their folds."""
-    per_set = [cross_model_distances(a, b, s) for s in pair_sets]
+    on the train set, other pairs files use their folds. ``b`` may be a list of models with ``folds_per_model``
+    (``cross_model_distances_by_fold``)."""
+    if isinstance(b, list):
+        if pairs == "view1" or not folds_per_model:
+            raise ValueError("Several new models need a multi-fold pairs file and folds_per_model.")
+        per_set = [cross_model_distances_by_fold(a, b, s, folds_per_model) for s in pair_sets]
+        b = dataclasses.replace(b[0], name="|".join(m.name for m in b))
+    else:
+        per_set = [cross_model_distances(a, b, s) for s in pair_sets]
     reports = {}
     for name in CROSS_COMPARISONS:
         if pairs == "view1":

@@ -12,6 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from facenet_tf.data.tfrecord import is_tfrecord_dir
 from facenet_tf.models import get_spec
 
 STRATEGIES = ("semi_hard", "hardest", "batch_all", "random_violating")
@@ -29,7 +30,7 @@ class TrainConfig:
     embedding_dim: int = 128
     input_size: tuple[int, int] | None = None  # (height, width); None: the model's paper size
     batch_norm: bool = True
-    data_dir: str | None = None                # LFW root or any <identity>/*.jpg tree
+    data_dir: str | None = None                # LFW root, <identity>/*.jpg tree or TFRecord set
     exclude_pairs: tuple[str, ...] = ("view1_test",)
     identities_per_batch: int = 45
     faces_per_identity: int = 40
@@ -92,6 +93,13 @@ class TrainConfig:
             fail("harmonic_phase", f"one of {HARMONIC_PHASES}", self.harmonic_phase)
         if self.harmonic_old_embeddings not in HARMONIC_OLD_EMBEDDINGS:
             fail("harmonic_old_embeddings", f"one of {HARMONIC_OLD_EMBEDDINGS}", self.harmonic_old_embeddings)
+        if is_tfrecord_dir(self.data_dir):
+            if self.validation_identities:
+                fail("validation_identities", "0 with a TFRecord --data_dir (validation batches need an image tree)",
+                     self.validation_identities)
+            if self.harmonic_with is not None and self.harmonic_old_embeddings == "precomputed":
+                fail("harmonic_old_embeddings", "in_step with a TFRecord --data_dir (precomputed old embeddings are "
+                     "indexed by the files of an image tree)", self.harmonic_old_embeddings)
         if self.harmonic_with is None:
             if self.init_from is not None:
                 fail("init_from", "to be used with --harmonic_with", self.init_from)

@@ -5,7 +5,7 @@ Two ways to get the old model's embeddings of a training batch (``TrainConfig.ha
 
 * ``precomputed`` (default, the faster; results/harmonic_lfw.md has the timing table): the old model embeds every
   training image once, un-augmented (the centred ``crop_fraction`` crop resized to the old model's input size),
-  the array is cached on disk (``<cache>/harmonic/<key>.npy``) and the input pipeline hands each batch its rows.
+  cached per image on disk (``<cache>/harmonic/<key>.npz``, shared by runs on other splits) and the input pipeline hands each batch its rows.
   The new model still sees augmented crops (random crop, flip), the old embedding is that of the centre crop.
 * ``in_step``: the old model runs inside every training step on the new model's augmented batch, resized to the
   old model's input size (aspect ratio not preserved); slow, since the old model is typically much larger.
@@ -161,8 +161,9 @@ def build_harmonic_model(config: TrainConfig) -> HarmonicTripletModel:
     return model
 
 
-def old_embeddings_cache_key(config: TrainConfig, index: ImageIndex, input_size: tuple[int, int]) -> str:
-    """Content key of the precomputed old embeddings: old model source + weights, image list, crop, size."""
+def old_embeddings_cache_key(config: TrainConfig, input_size: tuple[int, int]) -> str:
+    """Content key of the precomputed old embeddings: old model source + weights, crop, size (not the image list:
+    one cache file holds every image embedded so far with these settings, so runs on other splits share it)."""
     source = config.harmonic_with
     stamp = ""
     path = Path(source)
@@ -170,38 +171,43 @@ def old_embeddings_cache_key(config: TrainConfig, index: ImageIndex, input_size:
         final = path / "embedding_model.keras"
         stamp = str(final.stat().st_mtime_ns) if final.is_file() else ""
     payload = json.dumps({"old": source, "weights": config.harmonic_weights, "stamp": stamp,
-                          "crop": config.crop_fraction, "size": list(input_size),
-                          "paths": hashlib.sha256("\n".join(index.paths).encode()).hexdigest()})
+                          "crop": config.crop_fraction, "size": list(input_size), "cache_format": 2})
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size: int = 64,
                               cache: bool = True) -> np.ndarray:
-    """(N, D) float32 old-model embeddings of every image of ``index`` (centre crop, no augmentation); cached."""
+    """(N, D) float32 old-model embeddings of every image of ``index`` (centre crop, no augmentation).
+
+    Cached per image in ``<cache>/harmonic/<key>.npz`` (paths + vectors): only images not embedded before with the
+    same old model, crop and size are computed, then the file is rewritten atomically with the union."""
     old = load_old_model(config.harmonic_with, config.harmonic_weights)
     size = tuple(old.input.shape[1:3])
-    file = paths.cache_dir() / "harmonic" / f"{old_embeddings_cache_key(config, index, size)}.npy"
+    file = paths.cache_dir() / "harmonic" / f"{old_embeddings_cache_key(config, size)}.npz"
+    known: dict[str, np.ndarray] = {}
     if cache and file.is_file():
-        values = np.load(file)
-        if values.shape[0] == len(index):
-            logger.info("Old embeddings from %s", file)
-            return values
-    loader = ImageBatchLoader(index, size, config.crop_fraction, seed=config.seed)
-    call = tf.function(lambda x: old(x, training=False), reduce_retracing=True)
-    out = []
-    for start in range(0, len(index), batch_size):
-        ids = np.arange(start, min(start + batch_size, len(index)))
-        images, _ = loader.load(ids)  # an unreadable image is replaced; it is never drawn for training either
-        out.append(call(tf.constant(images, tf.float32)).numpy())
-        if (start // batch_size) % 20 == 0:
-            logger.info("old embeddings: %d / %d", start + len(ids), len(index))
-    values = np.concatenate(out).astype(np.float32)
-    if cache:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npy")
-        np.save(tmp, values)
-        tmp.replace(file)
-    return values
+        with np.load(file, allow_pickle=False) as data:
+            known = dict(zip(data["paths"].tolist(), data["vectors"]))
+    missing = np.array([i for i, p in enumerate(index.paths) if p not in known], np.int64)
+    if missing.size:
+        logger.info("old embeddings: %d of %d images to compute (%d cached)", missing.size, len(index),
+                    len(index) - missing.size)
+        loader = ImageBatchLoader(index, size, config.crop_fraction, seed=config.seed)
+        call = tf.function(lambda x: old(x, training=False), reduce_retracing=True)
+        for k, start in enumerate(range(0, missing.size, batch_size)):
+            ids = missing[start:start + batch_size]
+            images, _ = loader.load(ids)  # an unreadable image is replaced; it is never drawn for training either
+            for i, vector in zip(ids, call(tf.constant(images, tf.float32)).numpy()):
+                known[index.paths[i]] = vector.astype(np.float32)
+            if k % 20 == 0:
+                logger.info("old embeddings: %d / %d", start + len(ids), missing.size)
+        if cache:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f".{file.stem}.tmp.npz")
+            names = sorted(known)
+            np.savez(tmp, paths=np.array(names), vectors=np.stack([known[n] for n in names]))
+            tmp.replace(file)
+    return np.stack([known[p] for p in index.paths]).astype(np.float32)
 
 
 def harmonic_training_dataset(config: TrainConfig, index: ImageIndex, composition: BatchComposition,

@@ -24,6 +24,7 @@ from facenet_tf import paths
 from facenet_tf.data.lfw import load_pairs, training_identities
 from facenet_tf.data.pipeline import ImageIndex, training_dataset
 from facenet_tf.data.sampling import BatchComposition
+from facenet_tf.data.tfrecord import is_tfrecord_dir, read_metadata, tfrecord_training_dataset
 from facenet_tf.models import create_model
 from facenet_tf.train.config import TrainConfig
 from facenet_tf.train.distribute import is_chief
@@ -49,6 +50,29 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adam":
         return keras.optimizers.Adam(lr)
     return keras.optimizers.RMSprop(lr)
+
+
+def excluded_identities(config: TrainConfig) -> frozenset[str]:
+    """Every identity named in the ``exclude_pairs`` files of a TFRecord-sourced run (names resolve against the LFW
+    root: $FACENET_TF_LFW_DIR, then ../shared/data/lfw; paths are read as given)."""
+    names: set[str] = set()
+    for name in config.exclude_pairs:
+        try:
+            names |= load_pairs(name, check_exists=False).identities
+        except FileNotFoundError as error:
+            raise ValueError(f"--exclude_pairs={name}: {error} With a TFRecord --data_dir, give the pairs files' "
+                             "paths, point $FACENET_TF_LFW_DIR at LFW, or pass --exclude_pairs= (none).") from None
+    return frozenset(names)
+
+
+def tfrecord_source(config: TrainConfig) -> tuple[frozenset[str], dict]:
+    """The identities to leave out of a TFRecord set and the numbers worth logging."""
+    metadata = read_metadata(config.data_dir)
+    excluded = excluded_identities(config)
+    info = {key: metadata[key] for key in ("identities", "images", "records", "identities_with_2_or_more_images")}
+    info.update(source="tfrecord", tfrecord_dir=str(config.data_dir), excluded_pairs=list(config.exclude_pairs),
+                identities_excluded=len(excluded), validation_identities=0, skipped=len(metadata["skipped"]))
+    return excluded, info
 
 
 def split_identities(config: TrainConfig) -> tuple[ImageIndex, ImageIndex | None, dict]:
@@ -139,7 +163,12 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     _check_resume_config(workdir, config)
     (workdir / "config.json").write_text(config.to_json())
 
-    train_index, validation_index, data_info = split_identities(config)
+    tfrecords = is_tfrecord_dir(config.data_dir)
+    if tfrecords:
+        excluded, data_info = tfrecord_source(config)
+        train_index = validation_index = None
+    else:
+        train_index, validation_index, data_info = split_identities(config)
     composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives)
     replicas = strategy.num_replicas_in_sync
     if composition.batch_size % replicas:
@@ -160,7 +189,11 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
 
     summary = {"data": data_info, "start_step": start, "workdir": str(workdir)}
     if start < config.steps:
-        if config.harmonic_with is not None and config.harmonic_old_embeddings == "precomputed":
+        if tfrecords:
+            dataset = tfrecord_training_dataset(config.data_dir, config.image_size, composition, config.seed, start,
+                                                config.crop_fraction, config.jitter, config.flip, excluded)
+            loader = None
+        elif config.harmonic_with is not None and config.harmonic_old_embeddings == "precomputed":
             from facenet_tf.train.harmonic import harmonic_training_dataset
 
             dataset, loader = harmonic_training_dataset(config, train_index, composition, start)
@@ -184,7 +217,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
             steps_per_epoch=config.checkpoint_every, epochs=config.steps // config.checkpoint_every,
             initial_epoch=start // config.checkpoint_every, validation_data=validation, callbacks=callbacks,
             verbose=verbose)
-        summary.update(seconds=round(time.perf_counter() - t0, 1), skipped_images=loader.skipped,
+        summary.update(seconds=round(time.perf_counter() - t0, 1),
+                       skipped_images=data_info.get("skipped", 0) if loader is None else loader.skipped,
                        history={k: [float(x) for x in v] for k, v in history.history.items()})
     summary["end_step"] = int(model.optimizer.iterations.numpy())
     summary["replicas"] = replicas

@@ -203,6 +203,20 @@ def test_load_pairs_by_name(tree):
         lfw.load_pairs("view1_train", root=tree)  # pairsDevTrain.txt is not there
 
 
+def test_load_pairs_fold_selection(tree):
+    write(tree, VIEW2_TEXT, "pairs.txt")
+    full = lfw.load_pairs("view2", root=tree)
+    first = lfw.load_pairs("view2:folds=1", root=tree)
+    assert len(first) == int((full.folds == 0).sum()) and set(first.folds.tolist()) == {0}
+    assert first.identities == full.fold_identities(0)
+    both = lfw.load_pairs("view2:folds=1-2", root=tree)
+    assert len(both) == len(full) and both.identities == full.identities
+    with pytest.raises(ValueError, match="folds 1..2"):
+        lfw.load_pairs("view2:folds=2-3", root=tree)
+    with pytest.raises(ValueError, match="1 <= A <= B"):
+        lfw.load_pairs("view2:folds=2-1", root=tree)
+
+
 # --------------------------------------------------------------------------------------------- the real LFW
 
 

@@ -47,7 +47,19 @@ def test_precomputed_old_embeddings_are_the_old_model_on_centre_crops(env, tmp_p
     values = precompute_old_embeddings(config, index, batch_size=5)
     direct = old(np.stack([load_face(p, (36, 36), 0.8) for p in index.paths]).astype(np.float32)).numpy()
     np.testing.assert_allclose(values, direct, atol=1e-5)
-    assert list((tmp_path / "cache" / "harmonic").glob("*.npy"))  # cached on disk
+    (file,) = (tmp_path / "cache" / "harmonic").glob("*.npz")  # cached on disk, per image
+    with np.load(file) as data:
+        assert sorted(data["paths"].tolist()) == sorted(index.paths)
+        paths, vectors = data["paths"], data["vectors"].copy()
+    vectors[1] = 7.0  # a cached row is read back, not recomputed; a missing image is computed and added
+    np.savez(file.with_name("x.npz"), paths=paths[1:], vectors=vectors[1:])
+    file.with_name("x.npz").replace(file)
+    again = precompute_old_embeddings(config, index, batch_size=5)
+    order = list(index.paths)
+    assert (again[order.index(str(paths[1]))] == 7.0).all()
+    np.testing.assert_allclose(again[order.index(str(paths[0]))], direct[order.index(str(paths[0]))], atol=1e-5)
+    with np.load(file) as data:
+        assert len(data["paths"]) == len(index.paths)
     composition = BatchComposition(3, 3, 2)
     dataset, _ = harmonic_training_dataset(config, index, composition, start_step=5, old_embeddings=values)
     (images, batch_old), labels = next(iter(dataset))
@@ -120,3 +132,25 @@ def test_cross_model_distances_pair_each_image_with_each_model():
     np.testing.assert_array_equal(d["cross"][1], [True, False, True, False])
     reports = evaluate_cross_model(old, new, [pairs, pairs], "view1")
     assert set(reports) == {"a-a", "b-b", "a-b", "b-a", "cross"} and reports["cross"]["n_pairs"] == 4
+
+
+def test_cross_model_distances_by_fold_score_each_fold_with_its_model():
+    from facenet_tf.evaluation.lfw import (ImageEmbeddings, PairArrays, cross_model_distances,
+                                           cross_model_distances_by_fold, evaluate_cross_model)
+
+    rng = np.random.default_rng(0)
+    images = [f"i{k}" for k in range(8)]
+    position = {p: i for i, p in enumerate(images)}
+    old, new_a, new_b = (ImageEmbeddings(n, position, rng.normal(size=(8, 4)).astype(np.float32), {})
+                         for n in ("old", "A", "B"))
+    pairs = PairArrays(tuple(images[:4]), tuple(images[4:]), np.array([True, False] * 2), np.array([0, 1, 2, 3]))
+    d = cross_model_distances_by_fold(old, [new_a, new_b], pairs, folds_per_model=2)
+    da, db = cross_model_distances(old, new_a, pairs), cross_model_distances(old, new_b, pairs)
+    for key in ("a-a", "b-b", "a-b", "b-a"):
+        np.testing.assert_allclose(d[key][0], np.concatenate([da[key][0][:2], db[key][0][2:]]))
+    np.testing.assert_allclose(d["cross"][0][[0, 1, 4, 5]], da["cross"][0][[0, 1, 4, 5]])
+    np.testing.assert_allclose(d["cross"][0][[2, 3, 6, 7]], db["cross"][0][[2, 3, 6, 7]])
+    with pytest.raises(ValueError, match="do not cover fold 4"):
+        cross_model_distances_by_fold(old, [new_a], pairs, folds_per_model=3)
+    with pytest.raises(ValueError, match="folds_per_model"):
+        evaluate_cross_model(old, [new_a, new_b], [pairs], "view1")

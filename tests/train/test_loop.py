@@ -82,3 +82,30 @@ def test_bad_flags_name_the_flag(tiny_tree, tmp_path):
     assert bad.returncode != 0 and "--steps: expected a multiple of --checkpoint_every=2" in bad.stderr
     bad = _run(_train_args(tmp_path / "r2", tmp_path / "missing", "--steps=2", "--checkpoint_every=2"))
     assert bad.returncode != 0 and "missing" in bad.stderr
+
+
+def test_train_from_tfrecords_converted_by_the_binary(tiny_tree, tmp_path):
+    records = tmp_path / "records"
+    made = _run([sys.executable, "experiments/make_tfrecords.py", f"--data_dir={tiny_tree}",
+                 f"--output_dir={records}", "--num_shards=2", "--images_per_record=3"])
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert "32 images, 8 identities" in made.stdout
+    again = _run([sys.executable, "experiments/make_tfrecords.py", f"--data_dir={tiny_tree}",
+                  f"--output_dir={records}"])
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+
+    workdir = tmp_path / "run"
+    first = _run(_train_args(workdir, records, "--steps=4", "--checkpoint_every=2"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["data"]["source"] == "tfrecord" and summary["data"]["images"] == 32
+    assert summary["end_step"] == 4 and np.isfinite(summary["history"]["loss"]).all()
+    resumed = _run(_train_args(workdir, records, "--steps=6", "--checkpoint_every=2"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["start_step"] == 4 and summary["end_step"] == 6
+
+    bad = _run(_train_args(tmp_path / "r2", records, "--steps=2", "--checkpoint_every=2",
+                           "--validation_identities=2"))
+    assert bad.returncode != 0 and "--validation_identities: expected 0 with a TFRecord" in bad.stderr
+    assert "Traceback" not in bad.stderr
