@@ -276,11 +276,15 @@ def tfrecord_training_dataset(directory: str | os.PathLike, input_size: tuple[in
     r = composition.extra_negatives
     k = composition.faces_per_identity
     excluded = sorted(set(exclude_identities))
+    table = None
+    if excluded:  # a hash table: constant time per record however many names are excluded
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(excluded), tf.ones(len(excluded), tf.int32)), default_value=0)
 
     def keep(record):
-        if not excluded:
+        if table is None:
             return True
-        return tf.logical_not(tf.reduce_any(tf.equal(record["identity"], tf.constant(excluded))))
+        return tf.equal(table.lookup(record["identity"]), 0)
 
     def records(stream_seed):
         return _record_stream(files, stream_seed, shuffle_buffer, cycle_length).map(

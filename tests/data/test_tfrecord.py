@@ -186,3 +186,23 @@ def test_reader_refuses_a_set_without_positive_pairs(tmp_path):
     write_tfrecords(list_identities(tree), tmp_path / "r", num_shards=1)
     with pytest.raises(ValueError, match="at least 2"):
         tfrecord_training_dataset(tmp_path / "r", (24, 20), BatchComposition(2, 2))
+
+
+def test_max_side_reencodes_large_images_and_keeps_small_ones_as_is(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    (tree / "b").mkdir(parents=True)
+    big = np.random.default_rng(0).integers(0, 256, (200, 100, 3), np.uint8)
+    cv2.imwrite(str(tree / "a" / "big.png"), big)
+    cv2.imwrite(str(tree / "a" / "small.jpg"), big[:50, :40])
+    cv2.imwrite(str(tree / "b" / "small.png"), big[:30, :30])
+    write_tfrecords(list_identities(tree), tmp_path / "r", num_shards=1, max_side=80)
+    shapes, stored = {}, {}
+    for raw in tf.data.TFRecordDataset(str(tmp_path / "r" / read_metadata(tmp_path / "r")["shards"][0]["file"])):
+        f = tf.train.Example.FromString(raw.numpy()).features.feature
+        for path, data in zip(f["paths"].bytes_list.value, f["images"].bytes_list.value):
+            shapes[path.decode()] = tf.io.decode_image(data).shape
+            stored[path.decode()] = data
+    assert shapes[str(tree / "a" / "big.png")] == (80, 40, 3)
+    assert stored[str(tree / "a" / "small.jpg")] == (tree / "a" / "small.jpg").read_bytes()  # stored as-is
+    assert stored[str(tree / "b" / "small.png")] == (tree / "b" / "small.png").read_bytes()
