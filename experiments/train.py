@@ -55,6 +55,8 @@ flags.DEFINE_enum("harmonic_phase", "all", ["embedding_layer", "all"], "embeddin
                   "Dense ('embedding_fc', re-initialised) of the --init_from model; all: the whole network.")
 flags.DEFINE_enum("harmonic_old_embeddings", "precomputed", ["precomputed", "in_step"], "Old embeddings computed "
                   "once per training image (centre crop, cached) or by the old model inside every step.")
+flags.DEFINE_enum("harmonic_candidates", "both", ["both", "old"], "Positives and negatives of the new anchors: "
+                  "from both models' embeddings, or from the old model's only (every triplet new-old-old).")
 flags.DEFINE_string("init_from", None, "With --harmonic_with: workdir of the trained new model to start from.")
 flags.mark_flag_as_required("workdir")
 
@@ -100,6 +102,7 @@ def main(argv):
             steps=F.steps, checkpoint_every=F.checkpoint_every, validation_identities=F.validation_identities,
             seed=F.seed, harmonic_with=F.harmonic_with, harmonic_weights=F.harmonic_weights,
             harmonic_phase=F.harmonic_phase, harmonic_old_embeddings=F.harmonic_old_embeddings,
+            harmonic_candidates=F.harmonic_candidates,
             init_from=F.init_from)
     except ValueError as error:
         raise app.UsageError(str(error))

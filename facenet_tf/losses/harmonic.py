@@ -15,6 +15,9 @@ from both sets"):
 * Old rows are never anchors: a triplet anchored on a fixed old embedding would only move new embeddings as
   positives/negatives, which the new anchors already cover. Mining runs on the whole stacked matrix with
   ``anchor_mask`` (``mining.mine_triplets``) so the existing O(B^2 log B) miner is reused unchanged.
+* ``candidates="old"`` (an option, not the default): positives and negatives are the old rows only, so every
+  triplet is (new anchor, old positive, old negative) — the new model is trained into the old model's space
+  directly ("anchor from one model, positive and negative from the other"); ``"both"`` is the design above.
 * Old embeddings get no gradient (``tf.stop_gradient``): v1 is fixed.
 * Hinge terms ``[D(a, p) - D(a, n) + margin]_+`` are averaged as ``triplet_loss`` does (``mean_over_pairs``: over
   every triplet formed, one per (new anchor, positive) pair; ``mean_over_active``: over active ones).
@@ -32,6 +35,7 @@ from facenet_tf.losses.distances import pairwise_squared_distances
 from facenet_tf.losses.triplet import _one_negative_per_pair, _safe_divide, metrics_from_parts, validate_arguments
 
 HARMONIC_STRATEGIES = ("semi_hard", "hardest", "random_violating")
+HARMONIC_CANDIDATES = ("both", "old")
 
 
 def stack_harmonic_batch(labels: tf.Tensor, new_embeddings: tf.Tensor, old_embeddings: tf.Tensor
@@ -72,7 +76,8 @@ def stack_harmonic_batch(labels: tf.Tensor, new_embeddings: tf.Tensor, old_embed
 def harmonic_triplet_loss_with_metrics(labels: tf.Tensor, new_embeddings: tf.Tensor, old_embeddings: tf.Tensor,
                                        margin: float | tf.Tensor = 0.2, strategy: str = "semi_hard",
                                        fallback: str = "farthest", reduction: str | None = None,
-                                       seed: mining.SeedLike = None) -> dict[str, tf.Tensor]:
+                                       seed: mining.SeedLike = None, candidates: str = "both"
+                                       ) -> dict[str, tf.Tensor]:
     """The harmonic triplet loss and its statistics (module docstring for the triplets it forms).
 
     Args:
@@ -81,6 +86,7 @@ def harmonic_triplet_loss_with_metrics(labels: tf.Tensor, new_embeddings: tf.Ten
       old_embeddings: (B, D) embeddings of the same images by the fixed old model (no gradient flows to them).
       margin, strategy (``semi_hard`` | ``hardest`` | ``random_violating``), fallback, reduction, seed: as
         ``triplet_loss``; ``batch_all`` is not offered.
+      candidates: ``both`` (positives and negatives from both sets) or ``old`` (from the old set only).
 
     Returns:
       dict with the keys of ``triplet_loss_with_metrics`` (``loss``, ``fraction_active``, ``num_triplets``,
@@ -89,11 +95,13 @@ def harmonic_triplet_loss_with_metrics(labels: tf.Tensor, new_embeddings: tf.Ten
       the batch, how far apart the two models put the same image (no gradient).
     """
     mining.check_choice("strategy", strategy, HARMONIC_STRATEGIES)
+    mining.check_choice("candidates", candidates, HARMONIC_CANDIDATES)
     reduction = validate_arguments(margin, strategy, fallback, reduction, seed)
     labels, stacked, anchors = stack_harmonic_batch(labels, new_embeddings, old_embeddings)
     distances = pairwise_squared_distances(stacked)
     margin = tf.cast(margin, tf.float32)
-    triplets = mining.mine_triplets(labels, distances, margin, strategy, fallback, seed, anchor_mask=anchors)
+    triplets = mining.mine_triplets(labels, distances, margin, strategy, fallback, seed, anchor_mask=anchors,
+                                    candidate_mask=None if candidates == "both" else tf.logical_not(anchors))
     parts = _one_negative_per_pair(distances, triplets, margin, reduction)
     half = tf.size(labels) // 2
     same_image = tf.linalg.diag_part(tf.stop_gradient(distances)[:half, half:])
@@ -103,8 +111,9 @@ def harmonic_triplet_loss_with_metrics(labels: tf.Tensor, new_embeddings: tf.Ten
 
 def harmonic_triplet_loss(labels: tf.Tensor, new_embeddings: tf.Tensor, old_embeddings: tf.Tensor,
                           margin: float | tf.Tensor = 0.2, strategy: str = "semi_hard", fallback: str = "farthest",
-                          reduction: str | None = None, seed: mining.SeedLike = None) -> tf.Tensor:
+                          reduction: str | None = None, seed: mining.SeedLike = None,
+                          candidates: str = "both") -> tf.Tensor:
     """The scalar harmonic triplet loss (``harmonic_triplet_loss_with_metrics``); 0 with a zero gradient when the
     batch forms no triplet."""
     return harmonic_triplet_loss_with_metrics(labels, new_embeddings, old_embeddings, margin, strategy, fallback,
-                                              reduction, seed)["loss"]
+                                              reduction, seed, candidates)["loss"]

@@ -331,7 +331,7 @@ def _hardest(distances: tf.Tensor, negative: tf.Tensor, pairs: PositivePairs) ->
 
 def mine_triplets(labels: tf.Tensor, distances: tf.Tensor, margin: float | tf.Tensor = 0.2,
                   strategy: str = "semi_hard", fallback: str = "farthest", seed: SeedLike = None,
-                  anchor_mask: tf.Tensor | None = None) -> MinedTriplets:
+                  anchor_mask: tf.Tensor | None = None, candidate_mask: tf.Tensor | None = None) -> MinedTriplets:
     """Chooses one negative for every anchor-positive pair of the batch (paper, "Triplet loss and selection").
 
     Args:
@@ -346,12 +346,14 @@ def mine_triplets(labels: tf.Tensor, distances: tf.Tensor, margin: float | tf.Te
       anchor_mask: optional (B,) bool; rows where it is False are not anchors (their slots get
         ``pair_valid``, ``valid`` and ``semi_hard_found`` False). They still serve as positives and negatives
         of the other rows (the harmonic loss: anchors are the new model's rows only). None: every row.
+      candidate_mask: optional (B,) bool; columns where it is False are never positives or negatives (the
+        harmonic loss's ``candidates="old"``: new anchors against old embeddings only). None: every column.
 
     Returns:
       ``MinedTriplets`` of (B, P) tensors, anchor = row. Pairs whose anchor has no negative at all are never
       valid.
     """
-    triplets = _mine_all_rows(labels, distances, margin, strategy, fallback, seed)
+    triplets = _mine_all_rows(labels, distances, margin, strategy, fallback, seed, candidate_mask)
     if anchor_mask is None:
         return triplets
     rows = tf.convert_to_tensor(anchor_mask, tf.bool)[:, None]
@@ -360,7 +362,21 @@ def mine_triplets(labels: tf.Tensor, distances: tf.Tensor, margin: float | tf.Te
                          semi_hard_found=tf.logical_and(triplets.semi_hard_found, rows))
 
 
-def _mine_all_rows(labels, distances, margin, strategy, fallback, seed) -> MinedTriplets:
+def _restrict_candidates(negative: tf.Tensor, pairs: PositivePairs, candidate_mask: tf.Tensor
+                         ) -> tuple[tf.Tensor, PositivePairs]:
+    """Drops the columns outside ``candidate_mask`` from the negatives and the positive pairs (re-sorted so the
+    remaining pairs stay ordered by distance, invalid slots last)."""
+    candidate = tf.convert_to_tensor(candidate_mask, tf.bool)
+    negative = tf.logical_and(negative, candidate[None, :])
+    valid = tf.logical_and(pairs.valid, tf.gather(candidate, pairs.columns))
+    pair_distances = tf.where(valid, pairs.distances, float("inf"))
+    by_distance = tf.argsort(pair_distances, axis=1, stable=True)
+    return negative, PositivePairs(columns=tf.gather(pairs.columns, by_distance, batch_dims=1),
+                                   valid=tf.gather(valid, by_distance, batch_dims=1),
+                                   distances=tf.gather(pair_distances, by_distance, batch_dims=1))
+
+
+def _mine_all_rows(labels, distances, margin, strategy, fallback, seed, candidate_mask=None) -> MinedTriplets:
     """``mine_triplets`` with every row an anchor."""
     check_choice("strategy", strategy, ("semi_hard", "hardest", "random_violating"))
     check_choice("fallback", fallback, FALLBACKS)
@@ -368,6 +384,8 @@ def _mine_all_rows(labels, distances, margin, strategy, fallback, seed) -> Mined
     distances = tf.stop_gradient(tf.convert_to_tensor(distances, tf.float32))
     negative = negative_mask(labels)
     pairs = positive_pairs(labels, distances)
+    if candidate_mask is not None:
+        negative, pairs = _restrict_candidates(negative, pairs, candidate_mask)
     if strategy == "semi_hard":
         return _semi_hard(distances, negative, pairs, fallback)
     if strategy == "hardest":

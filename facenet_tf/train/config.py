@@ -21,6 +21,7 @@ REDUCTIONS = ("auto", "mean_over_pairs", "mean_over_active")  # auto: mean over 
 OPTIMIZERS = ("adagrad", "sgd", "momentum", "adam", "rmsprop")
 HARMONIC_PHASES = ("embedding_layer", "all")
 HARMONIC_OLD_EMBEDDINGS = ("precomputed", "in_step")
+HARMONIC_CANDIDATES = ("both", "old")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,7 @@ class TrainConfig:
     harmonic_weights: str | None = None        # for a zoo name: e.g. 'msceleb'
     harmonic_phase: str = "all"                # embedding_layer: only the final Dense trains; all: whole network
     harmonic_old_embeddings: str = "precomputed"  # precomputed once per image (centre crop) | in_step
+    harmonic_candidates: str = "both"          # positives/negatives of new anchors: both sets | old only
     init_from: str | None = None               # workdir whose trained model initialises this run (harmonic only)
 
     def __post_init__(self):
@@ -91,6 +93,8 @@ class TrainConfig:
             fail("input_size", "height,width", self.input_size)
         if self.harmonic_phase not in HARMONIC_PHASES:
             fail("harmonic_phase", f"one of {HARMONIC_PHASES}", self.harmonic_phase)
+        if self.harmonic_candidates not in HARMONIC_CANDIDATES:
+            fail("harmonic_candidates", f"one of {HARMONIC_CANDIDATES}", self.harmonic_candidates)
         if self.harmonic_old_embeddings not in HARMONIC_OLD_EMBEDDINGS:
             fail("harmonic_old_embeddings", f"one of {HARMONIC_OLD_EMBEDDINGS}", self.harmonic_old_embeddings)
         if is_tfrecord_dir(self.data_dir):
@@ -101,6 +105,8 @@ class TrainConfig:
                 fail("harmonic_old_embeddings", "in_step with a TFRecord --data_dir (precomputed old embeddings are "
                      "indexed by the files of an image tree)", self.harmonic_old_embeddings)
         if self.harmonic_with is None:
+            if self.harmonic_candidates != "both":
+                fail("harmonic_candidates", "to be used with --harmonic_with", self.harmonic_candidates)
             if self.init_from is not None:
                 fail("init_from", "to be used with --harmonic_with", self.init_from)
         else:

@@ -5,7 +5,8 @@ Two ways to get the old model's embeddings of a training batch (``TrainConfig.ha
 
 * ``precomputed`` (default, the faster; results/harmonic_lfw.md has the timing table): the old model embeds every
   training image once, un-augmented (the centred ``crop_fraction`` crop resized to the old model's input size),
-  cached per image on disk (``<cache>/harmonic/<key>.npz``, shared by runs on other splits) and the input pipeline hands each batch its rows.
+  cached per image on disk (``<cache>/harmonic/<key>.npz``, shared by runs on other splits), and the input
+  pipeline hands each batch its rows.
   The new model still sees augmented crops (random crop, flip), the old embedding is that of the centre crop.
 * ``in_step``: the old model runs inside every training step on the new model's augmented batch, resized to the
   old model's input size (aspect ratio not preserved); slow, since the old model is typically much larger.
@@ -68,9 +69,11 @@ class HarmonicTripletModel(TripletModel):
     Logs the ``TripletModel`` metrics plus ``mean_d_new_old``, the mean D(new_i, old_i) of the same image.
     """
 
-    def __init__(self, embedding_model: keras.Model, old_model: keras.Model | None = None, *args, **kwargs):
+    def __init__(self, embedding_model: keras.Model, old_model: keras.Model | None = None, *args,
+                 candidates: str = "both", **kwargs):
         super().__init__(embedding_model, *args, **kwargs)
         self.old_model = old_model
+        self.candidates = candidates
         self.trackers = {name: keras.metrics.Mean(name=name) for name in HARMONIC_METRIC_KEYS}
 
     def call(self, images, training: bool = False):
@@ -98,7 +101,7 @@ class HarmonicTripletModel(TripletModel):
         return harmonic_triplet_loss_with_metrics(labels, embeddings, tf.stop_gradient(old), margin=self.margin,
                                                   strategy=self.strategy, fallback=self.fallback,
                                                   reduction=None if self.reduction == "auto" else self.reduction,
-                                                  seed=seed)
+                                                  seed=seed, candidates=self.candidates)
 
     def _update(self, stats):
         for name, key in HARMONIC_METRIC_KEYS.items():
@@ -108,6 +111,7 @@ class HarmonicTripletModel(TripletModel):
     def get_config(self):
         config = super().get_config()
         config["old_model"] = None  # the old model is not part of the trained artefact
+        config["candidates"] = self.candidates
         return config
 
     @classmethod
@@ -154,7 +158,8 @@ def build_harmonic_model(config: TrainConfig) -> HarmonicTripletModel:
     if config.harmonic_old_embeddings == "in_step":
         old = load_old_model(config.harmonic_with, config.harmonic_weights)
     model = HarmonicTripletModel(embedding, old, margin=config.margin, strategy=config.strategy,
-                                 fallback=config.fallback, reduction=config.reduction, seed=config.seed)
+                                 fallback=config.fallback, reduction=config.reduction, seed=config.seed,
+                                 candidates=config.harmonic_candidates)
     model.compile(optimizer=make_optimizer(config), jit_compile=False)
     model(tf.zeros((1, h, w, 3)))
     model.optimizer.build(model.trainable_variables)

@@ -18,8 +18,9 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
 
 def harmonic_reference(labels, new, old, margin=0.2, strategy="semi_hard", fallback="farthest", reduction=None,
-                       tol=1e-4) -> dict:
+                       tol=1e-4, candidates="both") -> dict:
     """Loops: rows 0..B-1 are the new embeddings (anchors), rows B..2B-1 the old ones (never anchors, no gradient).
+    ``candidates="old"``: positives and negatives are old rows only.
     Returns loss, statistics, gradient w.r.t. ``new`` and a near-tie flag (as tests/losses/reference.py)."""
     labels = np.asarray(labels).reshape(-1)
     new = np.asarray(new, np.float64)
@@ -31,8 +32,9 @@ def harmonic_reference(labels, new, old, margin=0.2, strategy="semi_hard", fallb
     reduction = reduction or "mean_over_pairs"
     triplets, num_pairs, num_found, near_tie = [], 0, 0, False
     for a in range(b):
-        negatives = [n for n in range(2 * b) if row_label[n] != row_label[a]]
-        for p in range(2 * b):
+        usable = range(b, 2 * b) if candidates == "old" else range(2 * b)
+        negatives = [n for n in usable if row_label[n] != row_label[a]]
+        for p in usable:
             if p == a or row_label[p] != row_label[a]:
                 continue
             num_pairs += 1
@@ -99,16 +101,18 @@ def harmonic_batches(draw, max_batch: int = 14, max_dim: int = 5):
 
 @pytest.mark.parametrize("strategy,fallback", [("semi_hard", "farthest"), ("semi_hard", "hardest"),
                                                ("semi_hard", "skip"), ("hardest", "farthest")])
-@given(batch=harmonic_batches(), reduction=st.sampled_from([None, "mean_over_pairs", "mean_over_active"]))
+@given(batch=harmonic_batches(), reduction=st.sampled_from([None, "mean_over_pairs", "mean_over_active"]),
+       candidates=st.sampled_from(["both", "old"]))
 @SETTINGS
-def test_matches_reference(strategy, fallback, batch, reduction):
+def test_matches_reference(strategy, fallback, batch, reduction, candidates):
     labels, new, old, margin = batch
-    expected = harmonic_reference(labels, new, old, margin, strategy, fallback, reduction)
+    expected = harmonic_reference(labels, new, old, margin, strategy, fallback, reduction, candidates=candidates)
     assume(not expected["near_tie"])
     new_t, old_t = tf.constant(new), tf.constant(old)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([new_t, old_t])
-        metrics = harmonic_triplet_loss_with_metrics(labels, new_t, old_t, margin, strategy, fallback, reduction)
+        metrics = harmonic_triplet_loss_with_metrics(labels, new_t, old_t, margin, strategy, fallback, reduction,
+                                                     candidates=candidates)
     assert set(metrics) == set(METRIC_NAMES) | {"mean_same_image_distance"}
     for name in [*METRIC_NAMES, "mean_same_image_distance"]:
         np.testing.assert_allclose(metrics[name].numpy(), expected[name], err_msg=name, **TOLERANCE)
@@ -185,3 +189,16 @@ def test_anchor_mask_default_keeps_mining_unchanged():
         np.testing.assert_array_equal(m[:5], a[:5])
         if field in ("valid", "pair_valid", "semi_hard_found"):
             assert not m[5:].any()
+
+
+def test_old_candidates_use_only_old_positives_and_negatives():
+    # The hand-derived batch above with candidates="old": n0's only positive is o0 (D=.8), its only negative o1
+    # (D=3.6): hinge .8-3.6+1.5 < 0. n1: positive o1 (D=.8), negative o0 (D=.4): no semi-hard negative, the
+    # farthest fallback takes o0: hinge .8-.4+1.5 = 1.9. Loss (0 + 1.9) / 2 = .95.
+    new = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    old = np.array([[0.6, 0.8], [-0.8, 0.6]], np.float32)
+    metrics = harmonic_triplet_loss_with_metrics([0, 1], new, old, margin=1.5, candidates="old")
+    np.testing.assert_allclose(metrics["loss"].numpy(), 0.95, rtol=1e-6)
+    np.testing.assert_allclose(metrics["fraction_semi_hard_found"].numpy(), 0.5)
+    with pytest.raises(ValueError, match="candidates"):
+        harmonic_triplet_loss([0, 1], new, old, candidates="new")

@@ -14,7 +14,7 @@ from facenet_tf.data.pipeline import load_face  # noqa: E402
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler  # noqa: E402
 from facenet_tf.models import create_model  # noqa: E402
 from facenet_tf.train import TrainConfig, load_embedding_model, train  # noqa: E402
-from facenet_tf.train.harmonic import (harmonic_training_dataset, load_old_model,  # noqa: E402
+from facenet_tf.train.harmonic import (build_harmonic_model, harmonic_training_dataset, load_old_model,  # noqa: E402
                                        precompute_old_embeddings)
 from facenet_tf.train.loop import split_identities  # noqa: E402
 
@@ -104,12 +104,24 @@ def test_in_step_old_embeddings_train(env, tmp_path, old_keras):
     assert summary["end_step"] == 1 and np.isfinite(summary["history"]["loss"][0])
 
 
+def test_old_candidates_train_and_are_kept_in_the_saved_config(env, tmp_path, old_keras):
+    config = _config(tmp_path, env, "c", steps=1, checkpoint_every=1, harmonic_with=old_keras,
+                     harmonic_old_embeddings="in_step", harmonic_candidates="old")
+    summary = train(config, verbose=0)
+    assert np.isfinite(summary["history"]["loss"][0])
+    assert TrainConfig.load(config.workdir).harmonic_candidates == "old"
+    model = build_harmonic_model(config)
+    assert model.candidates == "old" and model.get_config()["candidates"] == "old"
+
+
 @pytest.mark.parametrize("kw,flag", [
     (dict(harmonic_phase="layer"), "--harmonic_phase"),
     (dict(harmonic_with="x", harmonic_phase="embedding_layer"), "--init_from"),
     (dict(init_from="x"), "--init_from"),
     (dict(harmonic_with="x", strategy="batch_all"), "--strategy"),
     (dict(harmonic_with="x", harmonic_old_embeddings="cached"), "--harmonic_old_embeddings"),
+    (dict(harmonic_with="x", harmonic_candidates="new"), "--harmonic_candidates"),
+    (dict(harmonic_candidates="old"), "--harmonic_candidates"),
 ])
 def test_bad_settings_name_the_flag(tmp_path, kw, flag):
     with pytest.raises(ValueError, match=flag):
