@@ -16,3 +16,9 @@ $PY experiments/train.py --workdir=runs/hv1_old_p2 $COMMON --steps=400 --learnin
   --init_from=runs/hv1_old_p1
 $PY experiments/harmonic_report.py --pairs=view1 --output_dir=results/harmonic --tag=_explore_old \
   --new=old_p1_600=runs/hv1_old_p1,old_p2_400=runs/hv1_old_p2
+# phase 2 resumed to 1000 steps (runs/hv1_old_p2 at step 400 copied first as runs/hv1_old_p2_400.keras)
+cp runs/hv1_old_p2/embedding_model.keras runs/hv1_old_p2_400.keras
+$PY experiments/train.py --workdir=runs/hv1_old_p2 $COMMON --steps=1000 --learning_rate=0.02 --harmonic_phase=all \
+  --init_from=runs/hv1_old_p1
+$PY experiments/harmonic_report.py --pairs=view1 --output_dir=results/harmonic --tag=_explore_old \
+  --new=old_p1_600=runs/hv1_old_p1,old_p2_400=runs/hv1_old_p2_400.keras,old_p2_1000=runs/hv1_old_p2
