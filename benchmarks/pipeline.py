@@ -6,8 +6,9 @@ Converts LFW (all 13,233 images) to TFRecords in ``--tfrecord_dir`` first if it 
 is reported), then times ``--batches`` batches of each source after ``--warmup`` batches: images per second
 delivered to the training loop (decode, centre crop, resize, random crop and flip, batching), and the growth of the
 process's peak RSS. Batch composition, crop and input size are those of the nns2_lfw_view1 config (30 x 4 + 60,
-140 x 116, crop 0.56). Compare with what training consumes (results/training_nns2_lfw.md: ~118 images/s for nns2
-on this CPU): a source faster than that is not the bottleneck.
+140 x 116, crop 0.56). Compare with what training consumes: nns2 with these batches trains at ~306 images/s on the
+idle 2-core CPU (1,000 steps x 180 images in 589 s, results/harmonic_view2.md); a faster source is not the
+bottleneck.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main(argv):
 
     lines = [
         "# Training input pipeline throughput (LFW, CPU)", "",
-        "Command: `.venv/bin/python benchmarks/pipeline.py" + (f" --output {F.output}" if F.output else "") + "`", "",
+        "Command: `.venv/bin/python benchmarks/pipeline.py" + (f" --output {F.output}" if F.output else "")
+        + (f" --note '{F.note}'" if F.note else "") + "`", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}; "
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}.", "",
         f"Batches of 30 x 4 + 60 = {composition.batch_size} faces at 140 x 116 (crop 0.56, random crop + flip), "
