@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from facenet_tf.evaluation import verification as v
@@ -309,7 +309,9 @@ def represents(threshold, cut, distances):
     above = [float(x) for x in distances if x > cut]
     if min(above) <= threshold or threshold < cut:
         return False
-    return math.isclose(threshold, cut / 2 + min(above) / 2, rel_tol=1e-12, abs_tol=1e-300)
+    # the midpoint of values of opposite sign cancels: compare relative to the operands' size, not the result's
+    scale = max(abs(cut), abs(min(above)))
+    return math.isclose(threshold, cut / 2 + min(above) / 2, rel_tol=1e-12, abs_tol=max(1e-300, 1e-15 * scale))
 
 
 values = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.5, 2.0]), st.floats(-10, 10, allow_nan=False))
@@ -326,6 +328,7 @@ def labelled_pairs(draw, min_size=2, max_size=40):
 
 @settings(max_examples=150, deadline=None)
 @given(labelled_pairs(), st.sampled_from([0.0, 1e-3, 0.1, 0.3, 1.0]))
+@example(pairs=(np.array([1.0, -0.99999]), np.array([True, False])), far_target=0.0)  # cancelling midpoint
 def test_sweep_matches_brute_force(pairs, far_target):
     distances, same = pairs
     sweep = v.threshold_sweep(distances, same)
