@@ -8,6 +8,11 @@ with precomputed vs in-step old embeddings.
     .venv/bin/python experiments/harmonic_report.py --timing --timing_workdir=runs/harmonic_timing \
         --init_from=runs/nns2_lfw_view1 --output_dir=results/harmonic
 
+With one source per new model a second table (``diagnosis<tag>.md``) says *why* old-new scores as it does: the mean
+cosine of same-identity and different-identity pairs and their separation d' per comparison, the mean cosine of
+an image's old and new embeddings, and the split of the residual new_i - old_i into a per-identity part (the same
+shift for every image of a person: it cancels in new-new but not in old-new) and a per-image part.
+
 old-new is the pooled "both orders" comparison (every pair twice: first image by the old model and second by the
 new one, and the reverse); the two orders are also reported separately. Each model gets its own input size and
 alignment crop. Embeddings are cached per model (``<cache>/harmonic_eval``) so reruns only embed new models.
@@ -21,9 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_string("old", "inception_resnet_v1", "Old model source (zoo name, workdir, .keras).")
+flags.DEFINE_string("old", "inception_resnet_v1", "Old model source (zoo name, workdir, .keras); with "
+                    "--split_folds also 'src1|src2' (one old model per fold group, like --new).")
 flags.DEFINE_string("old_weights", "msceleb", "Weights of a zoo --old.")
-flags.DEFINE_list("new", [], "label=source of each new model.")
+flags.DEFINE_list("new", [], "label=source of each new model (workdir, .keras, or zoo_name@weights).")
 flags.DEFINE_string("pairs", "view1", "view1 (DevTrain thresholds -> DevTest) or view2.")
 flags.DEFINE_string("alignment", "detect", "Alignment mode for both models.")
 flags.DEFINE_integer("subset", None, "First N same and N different pairs per fold (quick checks).")
@@ -66,6 +72,50 @@ def _cached_embeddings(source, weights, images, alignment, subset_key):
     return result
 
 
+def _source_and_weights(source):
+    """'zoo_name@weights' -> (zoo_name, weights); anything else -> (source, None)."""
+    name, _, weights = source.partition("@")
+    return (name, weights) if weights else (source, None)
+
+
+def _test_pairs(sets, pairs):
+    """The pair set that is reported: DevTest for View 1, the whole file otherwise."""
+    return sets[1] if pairs == "view1" else sets[0]
+
+
+def diagnose(old, new, pair_set) -> dict:
+    """Cosine statistics of the reported pairs and the residual decomposition (module docstring)."""
+    import collections
+    import os
+
+    import numpy as np
+
+    def rows(emb, paths):
+        return emb.vectors[[emb.position[p] for p in paths]]
+
+    same = np.asarray(pair_set.is_same, bool)
+    result = {}
+    for name, a, b in (("old-old", old, old), ("new-new", new, new), ("old-new", old, new)):
+        cos = np.sum(rows(a, pair_set.paths_a) * rows(b, pair_set.paths_b), axis=1)
+        s, d = cos[same], cos[~same]
+        result[name] = {"same_cos": float(s.mean()), "diff_cos": float(d.mean()),
+                        "d_prime": float((s.mean() - d.mean()) / np.sqrt(0.5 * (s.var() + d.var())))}
+    images = sorted(set(pair_set.paths_a) | set(pair_set.paths_b))
+    o, n = rows(old, images), rows(new, images)
+    result["same_image_cos"] = float(np.sum(o * n, axis=1).mean())
+    groups = collections.defaultdict(list)
+    for i, path in enumerate(images):
+        groups[os.path.basename(os.path.dirname(path))].append(i)
+    groups = [g for g in groups.values() if len(g) >= 2]
+    residual = n - o
+    within = [np.sum((residual[g] - residual[g].mean(0)) ** 2, axis=1).sum() / (len(g) - 1) for g in groups]
+    # Unbiased per-identity part: |mean residual|^2 minus the per-image variance / size.
+    between = [np.sum(residual[g].mean(0) ** 2) - w / len(g) for g, w in zip(groups, within)]
+    result["residual"] = {"identities": len(groups), "images": int(sum(map(len, groups))),
+                          "per_identity": float(np.mean(between)), "per_image": float(np.mean(within))}
+    return result
+
+
 def report_main():
     import json
     from pathlib import Path
@@ -82,7 +132,11 @@ def report_main():
         news.append(tuple(item.split("=", 1)))
     sets = load_pair_sets(F.pairs, subset=F.subset)
     images = pair_images(sets)
-    old = _cached_embeddings(F.old, F.old_weights, images, F.alignment, F.subset)
+    old_sources = F.old.split("|")
+    if len(old_sources) > 1 and not F.split_folds:
+        raise app.UsageError("--old: several sources ('|') need --split_folds.")
+    olds = [_cached_embeddings(src, F.old_weights or None, images, F.alignment, F.subset) for src in old_sources]
+    old = olds if len(olds) > 1 else olds[0]
     out = Path(F.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, public = [], {}
@@ -93,7 +147,9 @@ def report_main():
         if F.split_folds and len(sources) * F.split_folds != 10:
             raise app.UsageError(f"--new {label}: {len(sources)} sources x --split_folds={F.split_folds} folds "
                                  "must cover the 10 folds of View 2.")
-        new = [_cached_embeddings(src, None, images, F.alignment, F.subset) for src in sources]
+        if len(olds) > 1 and len(sources) != len(olds):
+            raise app.UsageError(f"--new {label}: {len(sources)} sources for {len(olds)} --old sources.")
+        new = [_cached_embeddings(*_source_and_weights(src), images, F.alignment, F.subset) for src in sources]
         reports = evaluate_cross_model(old, new if F.split_folds else new[0], sets, F.pairs,
                                        folds_per_model=F.split_folds or None)
         names = {"a-a": "old-old", "b-b": "new-new", "cross": "old-new (both orders)", "a-b": "old->new",
@@ -110,6 +166,26 @@ def report_main():
         public[label] = {k: {kk: vv for kk, vv in r.items() if not kk.startswith("_")} for k, r in reports.items()}
         public[label]["source"] = source
         public[label]["roc_png"] = str(png)
+    diagnoses = {label: diagnose(olds[0], _cached_embeddings(*_source_and_weights(src), images, F.alignment,
+                                                             F.subset),
+                                 _test_pairs(sets, F.pairs))
+                 for label, src in news if "|" not in src and len(olds) == 1}
+    if diagnoses:
+        dl = ["Why old-new scores as it does (reported pairs; cos = cosine of the two L2-normalised embeddings; "
+              "residual = new_i - old_i of the same image, squared norm split into a per-identity part and a "
+              "per-image part over the identities with >= 2 images)", "",
+              "| new model | old-old same / diff cos (d') | new-new same / diff cos (d') | old-new same / diff cos (d') "
+              "| same-image cos | residual per identity | residual per image |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+        for label, dg in diagnoses.items():
+            cells = [f"{dg[c]['same_cos']:.3f} / {dg[c]['diff_cos']:.3f} ({dg[c]['d_prime']:.2f})"
+                     for c in ("old-old", "new-new", "old-new")]
+            dl.append(f"| {label} | {' | '.join(cells)} | {dg['same_image_cos']:.3f} | "
+                      f"{dg['residual']['per_identity']:.3f} | {dg['residual']['per_image']:.3f} |")
+        (out / f"diagnosis{F.tag}.md").write_text("\n".join(dl) + "\n")
+        for label, dg in diagnoses.items():
+            public[label]["diagnosis"] = dg
+        print("\n".join(dl))
     split = f"; new models per {F.split_folds} folds (label=src1|src2...)" if F.split_folds else ""
     lines = [f"LFW {F.pairs} ({'DevTrain thresholds -> DevTest' if F.pairs == 'view1' else '10 folds'}){split}, "
              f"alignment {F.alignment}; old = {F.old} ({F.old_weights}); {len(images)} images",

@@ -55,9 +55,17 @@ flags.DEFINE_enum("harmonic_phase", "all", ["embedding_layer", "all"], "embeddin
                   "Dense ('embedding_fc', re-initialised) of the --init_from model; all: the whole network.")
 flags.DEFINE_enum("harmonic_old_embeddings", "precomputed", ["precomputed", "in_step"], "Old embeddings computed "
                   "once per training image (centre crop, cached) or by the old model inside every step.")
-flags.DEFINE_enum("harmonic_candidates", "both", ["both", "old"], "Positives and negatives of the new anchors: "
-                  "from both models' embeddings, or from the old model's only (every triplet new-old-old).")
-flags.DEFINE_string("init_from", None, "With --harmonic_with: workdir of the trained new model to start from.")
+flags.DEFINE_enum("harmonic_candidates", "both", ["both", "old", "other"], "Positives and negatives of each "
+                  "anchor: from both models' embeddings, from the old model's only (every triplet new-old-old), or "
+                  "from the other model than the anchor's (with --harmonic_anchors=both: new-old-old and old-new-new).")
+flags.DEFINE_enum("harmonic_anchors", "new", ["new", "both"], "Anchors of the harmonic loss: the new model's "
+                  "embeddings only, or the old model's too.")
+flags.DEFINE_float("harmonic_same_image_weight", 0.0, "Adds w * mean D(new_i, old_i) to the harmonic loss (ours, "
+                   "not in the paper): pulls each image's new embedding onto its old one. 0: the paper's loss.",
+                   lower_bound=0.0)
+flags.DEFINE_string("init_from", None, "With --harmonic_with: the trained new model to start from: a training "
+                    "workdir, a .keras file or a zoo name (with --init_weights).")
+flags.DEFINE_string("init_weights", None, "For a zoo --init_from: its weights, e.g. 'msceleb'.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -102,8 +110,9 @@ def main(argv):
             steps=F.steps, checkpoint_every=F.checkpoint_every, validation_identities=F.validation_identities,
             seed=F.seed, harmonic_with=F.harmonic_with, harmonic_weights=F.harmonic_weights,
             harmonic_phase=F.harmonic_phase, harmonic_old_embeddings=F.harmonic_old_embeddings,
-            harmonic_candidates=F.harmonic_candidates,
-            init_from=F.init_from)
+            harmonic_candidates=F.harmonic_candidates, harmonic_anchors=F.harmonic_anchors,
+            harmonic_same_image_weight=F.harmonic_same_image_weight,
+            init_from=F.init_from, init_weights=F.init_weights)
     except ValueError as error:
         raise app.UsageError(str(error))
     summary = train(config, strategy=make_strategy(F.distribute))

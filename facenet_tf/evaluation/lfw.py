@@ -198,12 +198,17 @@ def load_pair_sets(pairs: str, root: str | None = None, subset: int | None = Non
     return [PairArrays.from_pairs(load_pairs(pairs, lfw_root), subset)]
 
 
-def cross_model_distances_by_fold(a: ImageEmbeddings, bs: list[ImageEmbeddings], pair_set: PairArrays,
-                                  folds_per_model: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def cross_model_distances_by_fold(a: ImageEmbeddings | list[ImageEmbeddings], bs: list[ImageEmbeddings],
+                                  pair_set: PairArrays, folds_per_model: int
+                                  ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """As ``cross_model_distances``, but the pairs of folds ``[k*folds_per_model, (k+1)*folds_per_model)`` are
     scored with ``bs[k]``: for new models each trained without the identities of the folds it scores (e.g. two
-    halves of View 2), so every pair is scored by a model that never saw its people."""
-    per_model = [cross_model_distances(a, b, pair_set) for b in bs]
+    halves of View 2), so every pair is scored by a model that never saw its people. ``a`` may be a list as long
+    as ``bs`` (old models per fold group too), or one model for all folds."""
+    olds = a if isinstance(a, list) else [a] * len(bs)
+    if len(olds) != len(bs):
+        raise ValueError(f"{len(olds)} old models for {len(bs)} new models: give one old model or one per new model.")
+    per_model = [cross_model_distances(old, b, pair_set) for old, b in zip(olds, bs)]
     out = {}
     for key, (d0, same, folds) in per_model[0].items():
         owner = folds // folds_per_model
@@ -214,17 +219,20 @@ def cross_model_distances_by_fold(a: ImageEmbeddings, bs: list[ImageEmbeddings],
     return out
 
 
-def evaluate_cross_model(a: ImageEmbeddings, b: ImageEmbeddings | list[ImageEmbeddings],
+def evaluate_cross_model(a: ImageEmbeddings | list[ImageEmbeddings], b: ImageEmbeddings | list[ImageEmbeddings],
                          pair_sets: list[PairArrays], pairs: str, far_target: float = 1e-3,
                          folds_per_model: int | None = None) -> dict[str, dict]:
     """One report per comparison (``CROSS_COMPARISONS``) from embeddings of both models: View 1 chooses thresholds
-    on the train set, other pairs files use their folds. ``b`` may be a list of models with ``folds_per_model``
-    (``cross_model_distances_by_fold``)."""
-    if isinstance(b, list):
+    on the train set, other pairs files use their folds. ``b`` (and ``a``) may be lists of models with
+    ``folds_per_model`` (``cross_model_distances_by_fold``)."""
+    if isinstance(b, list) or isinstance(a, list):
         if pairs == "view1" or not folds_per_model:
-            raise ValueError("Several new models need a multi-fold pairs file and folds_per_model.")
-        per_set = [cross_model_distances_by_fold(a, b, s, folds_per_model) for s in pair_sets]
-        b = dataclasses.replace(b[0], name="|".join(m.name for m in b))
+            raise ValueError("Several models per side need a multi-fold pairs file and folds_per_model.")
+        bs = b if isinstance(b, list) else [b] * len(a)
+        per_set = [cross_model_distances_by_fold(a, bs, s, folds_per_model) for s in pair_sets]
+        b = dataclasses.replace(bs[0], name="|".join(m.name for m in bs))
+        if isinstance(a, list):
+            a = dataclasses.replace(a[0], name="|".join(m.name for m in a))
     else:
         per_set = [cross_model_distances(a, b, s) for s in pair_sets]
     reports = {}

@@ -346,8 +346,10 @@ def mine_triplets(labels: tf.Tensor, distances: tf.Tensor, margin: float | tf.Te
       anchor_mask: optional (B,) bool; rows where it is False are not anchors (their slots get
         ``pair_valid``, ``valid`` and ``semi_hard_found`` False). They still serve as positives and negatives
         of the other rows (the harmonic loss: anchors are the new model's rows only). None: every row.
-      candidate_mask: optional (B,) bool; columns where it is False are never positives or negatives (the
-        harmonic loss's ``candidates="old"``: new anchors against old embeddings only). None: every column.
+      candidate_mask: optional (B,) bool, columns where it is False are never positives or negatives (the
+        harmonic loss's ``candidates="old"``: new anchors against old embeddings only); or (B, B) bool, where
+        ``candidate_mask[i, j]`` False keeps column j out of anchor row i's positives and negatives (the harmonic
+        loss's ``candidates="other"``: each anchor against the other model's embeddings). None: every column.
 
     Returns:
       ``MinedTriplets`` of (B, P) tensors, anchor = row. Pairs whose anchor has no negative at all are never
@@ -364,11 +366,17 @@ def mine_triplets(labels: tf.Tensor, distances: tf.Tensor, margin: float | tf.Te
 
 def _restrict_candidates(negative: tf.Tensor, pairs: PositivePairs, candidate_mask: tf.Tensor
                          ) -> tuple[tf.Tensor, PositivePairs]:
-    """Drops the columns outside ``candidate_mask`` from the negatives and the positive pairs (re-sorted so the
-    remaining pairs stay ordered by distance, invalid slots last)."""
+    """Drops the columns outside ``candidate_mask`` ((B,) for every row, or (B, B) per row) from the negatives and
+    the positive pairs (re-sorted so the remaining pairs stay ordered by distance, invalid slots last)."""
     candidate = tf.convert_to_tensor(candidate_mask, tf.bool)
-    negative = tf.logical_and(negative, candidate[None, :])
-    valid = tf.logical_and(pairs.valid, tf.gather(candidate, pairs.columns))
+    if candidate.shape.rank == 2:
+        negative = tf.logical_and(negative, candidate)
+        valid = tf.logical_and(pairs.valid, tf.gather(candidate, pairs.columns, batch_dims=1))
+    elif candidate.shape.rank == 1:
+        negative = tf.logical_and(negative, candidate[None, :])
+        valid = tf.logical_and(pairs.valid, tf.gather(candidate, pairs.columns))
+    else:
+        raise ValueError(f"candidate_mask must have shape (batch,) or (batch, batch), got shape {candidate.shape}")
     pair_distances = tf.where(valid, pairs.distances, float("inf"))
     by_distance = tf.argsort(pair_distances, axis=1, stable=True)
     return negative, PositivePairs(columns=tf.gather(pairs.columns, by_distance, batch_dims=1),

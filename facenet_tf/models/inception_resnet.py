@@ -64,6 +64,9 @@ OVERRIDES = tuple(DEFAULTS)
 
 
 def _check_settings(input_shape, embedding_dim, dropout_rate, overrides: dict) -> dict[str, Any]:
+    # batch_norm: the zoo-wide switch (the training binary passes it to every model); this network always has it.
+    if overrides.pop("batch_norm", True) is not True:
+        raise ValueError(f"Model '{MODEL_NAME}' always uses batch normalisation; batch_norm=False is not available.")
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise TypeError(f"Model '{MODEL_NAME}' got unknown override(s) {unknown}; valid overrides: "

@@ -21,7 +21,8 @@ REDUCTIONS = ("auto", "mean_over_pairs", "mean_over_active")  # auto: mean over 
 OPTIMIZERS = ("adagrad", "sgd", "momentum", "adam", "rmsprop")
 HARMONIC_PHASES = ("embedding_layer", "all")
 HARMONIC_OLD_EMBEDDINGS = ("precomputed", "in_step")
-HARMONIC_CANDIDATES = ("both", "old")
+HARMONIC_CANDIDATES = ("both", "old", "other")
+HARMONIC_ANCHORS = ("new", "both")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +59,11 @@ class TrainConfig:
     harmonic_weights: str | None = None        # for a zoo name: e.g. 'msceleb'
     harmonic_phase: str = "all"                # embedding_layer: only the final Dense trains; all: whole network
     harmonic_old_embeddings: str = "precomputed"  # precomputed once per image (centre crop) | in_step
-    harmonic_candidates: str = "both"          # positives/negatives of new anchors: both sets | old only
-    init_from: str | None = None               # workdir whose trained model initialises this run (harmonic only)
+    harmonic_candidates: str = "both"          # positives/negatives: both sets | old only | the other model's
+    harmonic_anchors: str = "new"              # anchors: the new model's rows | both models' rows
+    harmonic_same_image_weight: float = 0.0    # + w * mean D(new_i, old_i) (ours, not the paper's; 0: off)
+    init_from: str | None = None               # model initialising this run (harmonic only): workdir | .keras | zoo
+    init_weights: str | None = None            # for a zoo init_from: e.g. 'msceleb'
 
     def __post_init__(self):
         def fail(flag, expected, value):
@@ -95,6 +99,13 @@ class TrainConfig:
             fail("harmonic_phase", f"one of {HARMONIC_PHASES}", self.harmonic_phase)
         if self.harmonic_candidates not in HARMONIC_CANDIDATES:
             fail("harmonic_candidates", f"one of {HARMONIC_CANDIDATES}", self.harmonic_candidates)
+        if self.harmonic_anchors not in HARMONIC_ANCHORS:
+            fail("harmonic_anchors", f"one of {HARMONIC_ANCHORS}", self.harmonic_anchors)
+        if not self.harmonic_same_image_weight >= 0:
+            fail("harmonic_same_image_weight", "a number >= 0", self.harmonic_same_image_weight)
+        if self.harmonic_anchors == "both" and self.harmonic_candidates == "old":
+            fail("harmonic_candidates", "'other' or 'both' with --harmonic_anchors=both (old anchors with old "
+                 "positives and negatives carry no gradient)", self.harmonic_candidates)
         if self.harmonic_old_embeddings not in HARMONIC_OLD_EMBEDDINGS:
             fail("harmonic_old_embeddings", f"one of {HARMONIC_OLD_EMBEDDINGS}", self.harmonic_old_embeddings)
         if is_tfrecord_dir(self.data_dir):
@@ -107,8 +118,14 @@ class TrainConfig:
         if self.harmonic_with is None:
             if self.harmonic_candidates != "both":
                 fail("harmonic_candidates", "to be used with --harmonic_with", self.harmonic_candidates)
+            if self.harmonic_anchors != "new":
+                fail("harmonic_anchors", "to be used with --harmonic_with", self.harmonic_anchors)
+            if self.harmonic_same_image_weight:
+                fail("harmonic_same_image_weight", "to be used with --harmonic_with", self.harmonic_same_image_weight)
             if self.init_from is not None:
                 fail("init_from", "to be used with --harmonic_with", self.init_from)
+        if self.init_weights is not None and self.init_from is None:
+            fail("init_weights", "to be used with --init_from (a zoo model name)", self.init_weights)
         else:
             if self.harmonic_phase == "embedding_layer" and self.init_from is None:
                 fail("init_from", "the workdir of an independently trained new model with "

@@ -12,9 +12,10 @@ Two ways to get the old model's embeddings of a training batch (``TrainConfig.ha
   old model's input size (aspect ratio not preserved); slow, since the old model is typically much larger.
 
 Phases (``TrainConfig.harmonic_phase``), as the paper: ``embedding_layer`` starts from an independently trained new
-model (``init_from``), re-initialises its final projection ``embedding_fc`` randomly and trains only that layer
-(every other layer frozen, batch norm in inference mode); ``all`` trains the whole network (normally
-``init_from`` = the phase-1 workdir).
+model (``init_from``: a training workdir, a ``.keras`` file or a zoo name with ``init_weights``, e.g. the pretrained
+``inception_resnet_v1``), re-initialises its final projection randomly (``embedding_fc``; for
+Inception-ResNet-v1 ``Bottleneck`` and its batch norm) and trains only that (every other layer frozen, batch norm
+in inference mode); ``all`` trains the whole network (normally ``init_from`` = the phase-1 workdir).
 """
 
 from __future__ import annotations
@@ -39,11 +40,24 @@ from facenet_tf.train.model import METRIC_KEYS, TripletModel
 logger = logging.getLogger(__name__)
 
 EMBEDDING_LAYER = "embedding_fc"
+# The final projection of each architecture family, re-initialised and trained alone in phase 1.
+HEAD_LAYERS = ((EMBEDDING_LAYER,), ("Bottleneck", "Bottleneck_BatchNorm"))
+
+
+def head_layers(model: keras.Model) -> tuple[str, ...]:
+    """Names of ``model``'s final projection to the embedding (phase 1 trains only these)."""
+    names = {layer.name for layer in model.layers}
+    for head in HEAD_LAYERS:
+        if set(head) <= names:
+            return head
+    raise ValueError(f"--harmonic_phase=embedding_layer: model '{model.name}' has no final projection layer "
+                     f"(expected one of {', '.join('+'.join(h) for h in HEAD_LAYERS)}).")
 HARMONIC_METRIC_KEYS = {**METRIC_KEYS, "mean_d_new_old": "mean_same_image_distance"}
 
 
-def load_old_model(source: str, weights: str | None = None) -> keras.Model:
-    """The fixed old model: a zoo name (with ``weights``), a training workdir or a ``.keras`` file; frozen."""
+def load_old_model(source: str, weights: str | None = None, flag: str = "harmonic_with") -> keras.Model:
+    """The fixed old model: a zoo name (with ``weights``), a training workdir or a ``.keras`` file; frozen.
+    ``flag`` names the option in errors (the same forms serve ``--init_from``)."""
     path = Path(source)
     if source in list_models():
         model = create_model(source, weights=weights)
@@ -54,7 +68,7 @@ def load_old_model(source: str, weights: str | None = None) -> keras.Model:
     elif path.is_file() and path.suffix == ".keras":
         model = keras.saving.load_model(path)
     else:
-        raise ValueError(f"--harmonic_with '{source}' is neither a zoo model ({', '.join(list_models())}), a "
+        raise ValueError(f"--{flag} '{source}' is neither a zoo model ({', '.join(list_models())}), a "
                          "training workdir (with config.json) nor a .keras file.")
     model.trainable = False
     return model
@@ -70,10 +84,12 @@ class HarmonicTripletModel(TripletModel):
     """
 
     def __init__(self, embedding_model: keras.Model, old_model: keras.Model | None = None, *args,
-                 candidates: str = "both", **kwargs):
+                 candidates: str = "both", anchors: str = "new", same_image_weight: float = 0.0, **kwargs):
         super().__init__(embedding_model, *args, **kwargs)
         self.old_model = old_model
         self.candidates = candidates
+        self.anchors = anchors
+        self.same_image_weight = float(same_image_weight)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in HARMONIC_METRIC_KEYS}
 
     def call(self, images, training: bool = False):
@@ -101,7 +117,8 @@ class HarmonicTripletModel(TripletModel):
         return harmonic_triplet_loss_with_metrics(labels, embeddings, tf.stop_gradient(old), margin=self.margin,
                                                   strategy=self.strategy, fallback=self.fallback,
                                                   reduction=None if self.reduction == "auto" else self.reduction,
-                                                  seed=seed, candidates=self.candidates)
+                                                  seed=seed, candidates=self.candidates, anchors=self.anchors,
+                                                  same_image_weight=self.same_image_weight)
 
     def _update(self, stats):
         for name, key in HARMONIC_METRIC_KEYS.items():
@@ -112,6 +129,8 @@ class HarmonicTripletModel(TripletModel):
         config = super().get_config()
         config["old_model"] = None  # the old model is not part of the trained artefact
         config["candidates"] = self.candidates
+        config["anchors"] = self.anchors
+        config["same_image_weight"] = self.same_image_weight
         return config
 
     @classmethod
@@ -139,27 +158,31 @@ def _copy_weights(source: keras.Model, target: keras.Model, skip: tuple[str, ...
 def build_harmonic_model(config: TrainConfig) -> HarmonicTripletModel:
     """The new model (initialised from ``config.init_from`` if given; phase ``embedding_layer``: with a random
     ``embedding_fc`` and everything else frozen) wrapped for harmonic training, compiled and built."""
-    from facenet_tf.train.loop import load_embedding_model, make_optimizer
+    from facenet_tf.train.loop import make_optimizer
 
     h, w = config.image_size
     embedding = create_model(config.model, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),
                              batch_norm=config.batch_norm)
+    head = head_layers(embedding) if config.harmonic_phase == "embedding_layer" else ()
     if config.init_from is not None:
-        source = load_embedding_model(config.init_from)
+        if config.init_from in list_models():  # a zoo model (e.g. pretrained weights), built at this run's size
+            source = create_model(config.init_from, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),
+                                  weights=config.init_weights, batch_norm=config.batch_norm)
+        else:
+            source = load_old_model(config.init_from, flag="init_from")
         if tuple(source.input.shape[1:3]) != (h, w):
             raise ValueError(f"--init_from model takes {tuple(source.input.shape[1:3])} images, this run {(h, w)}.")
-        skip = (EMBEDDING_LAYER,) if config.harmonic_phase == "embedding_layer" else ()
-        _copy_weights(source, embedding, skip)
+        _copy_weights(source, embedding, head)
     if config.harmonic_phase == "embedding_layer":
-        embedding.get_layer(EMBEDDING_LAYER)  # raises if the model has none
         for layer in embedding.layers:
-            layer.trainable = layer.name == EMBEDDING_LAYER
+            layer.trainable = layer.name in head
     old = None
     if config.harmonic_old_embeddings == "in_step":
         old = load_old_model(config.harmonic_with, config.harmonic_weights)
     model = HarmonicTripletModel(embedding, old, margin=config.margin, strategy=config.strategy,
                                  fallback=config.fallback, reduction=config.reduction, seed=config.seed,
-                                 candidates=config.harmonic_candidates)
+                                 candidates=config.harmonic_candidates, anchors=config.harmonic_anchors,
+                                 same_image_weight=config.harmonic_same_image_weight)
     model.compile(optimizer=make_optimizer(config), jit_compile=False)
     model(tf.zeros((1, h, w, 3)))
     model.optimizer.build(model.trainable_variables)

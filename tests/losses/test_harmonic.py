@@ -18,9 +18,11 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
 
 def harmonic_reference(labels, new, old, margin=0.2, strategy="semi_hard", fallback="farthest", reduction=None,
-                       tol=1e-4, candidates="both") -> dict:
-    """Loops: rows 0..B-1 are the new embeddings (anchors), rows B..2B-1 the old ones (never anchors, no gradient).
-    ``candidates="old"``: positives and negatives are old rows only.
+                       tol=1e-4, candidates="both", anchors="new", same_image_weight=0.0) -> dict:
+    """Loops: rows 0..B-1 are the new embeddings, rows B..2B-1 the old ones (no gradient). Anchors: the new rows
+    (``anchors="new"``) or every row (``"both"``). ``candidates="old"``: positives and negatives are old rows
+    only; ``"other"``: rows of the other model than the anchor's. ``same_image_weight`` w adds
+    w * mean_i |new_i - old_i|^2 to the loss.
     Returns loss, statistics, gradient w.r.t. ``new`` and a near-tie flag (as tests/losses/reference.py)."""
     labels = np.asarray(labels).reshape(-1)
     new = np.asarray(new, np.float64)
@@ -31,8 +33,13 @@ def harmonic_reference(labels, new, old, margin=0.2, strategy="semi_hard", fallb
     d = np.array([[float(np.sum((rows[i] - rows[j]) ** 2)) for j in range(2 * b)] for i in range(2 * b)])
     reduction = reduction or "mean_over_pairs"
     triplets, num_pairs, num_found, near_tie = [], 0, 0, False
-    for a in range(b):
-        usable = range(b, 2 * b) if candidates == "old" else range(2 * b)
+    for a in range(b if anchors == "new" else 2 * b):
+        if candidates == "old" or (candidates == "other" and a < b):
+            usable = range(b, 2 * b)
+        elif candidates == "other":
+            usable = range(b)
+        else:
+            usable = range(2 * b)
         negatives = [n for n in usable if row_label[n] != row_label[a]]
         for p in usable:
             if p == a or row_label[p] != row_label[a]:
@@ -68,11 +75,15 @@ def harmonic_reference(labels, new, old, margin=0.2, strategy="semi_hard", fallb
         if not is_active:
             continue
         # d/dx of |a-p|^2 - |a-n|^2, only to new rows (index < b).
-        gradient[a] += (2 * (rows[a] - rows[p]) - 2 * (rows[a] - rows[n])) / denominator
+        if a < b:
+            gradient[a] += (2 * (rows[a] - rows[p]) - 2 * (rows[a] - rows[n])) / denominator
         if p < b:
             gradient[p] += -2 * (rows[a] - rows[p]) / denominator
         if n < b:
             gradient[n] += 2 * (rows[a] - rows[n]) / denominator
+    if b:
+        loss += same_image_weight * float(np.mean([d[i, b + i] for i in range(b)]))
+        gradient += same_image_weight * 2 * (new - old) / b
     t = len(triplets)
     return {"loss": loss, "gradient": gradient, "near_tie": near_tie, "num_triplets": float(t),
             "num_pairs": float(num_pairs), "fraction_active": sum(active) / t if t else 0.0,
@@ -102,17 +113,22 @@ def harmonic_batches(draw, max_batch: int = 14, max_dim: int = 5):
 @pytest.mark.parametrize("strategy,fallback", [("semi_hard", "farthest"), ("semi_hard", "hardest"),
                                                ("semi_hard", "skip"), ("hardest", "farthest")])
 @given(batch=harmonic_batches(), reduction=st.sampled_from([None, "mean_over_pairs", "mean_over_active"]),
-       candidates=st.sampled_from(["both", "old"]))
+       candidates_anchors=st.sampled_from([("both", "new"), ("old", "new"), ("other", "new"), ("both", "both"),
+                                           ("other", "both")]),
+       same_image_weight=st.sampled_from([0.0, 0.5, 2.0]))
 @SETTINGS
-def test_matches_reference(strategy, fallback, batch, reduction, candidates):
+def test_matches_reference(strategy, fallback, batch, reduction, candidates_anchors, same_image_weight):
     labels, new, old, margin = batch
-    expected = harmonic_reference(labels, new, old, margin, strategy, fallback, reduction, candidates=candidates)
+    candidates, anchors = candidates_anchors
+    expected = harmonic_reference(labels, new, old, margin, strategy, fallback, reduction, candidates=candidates,
+                                  anchors=anchors, same_image_weight=same_image_weight)
     assume(not expected["near_tie"])
     new_t, old_t = tf.constant(new), tf.constant(old)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([new_t, old_t])
         metrics = harmonic_triplet_loss_with_metrics(labels, new_t, old_t, margin, strategy, fallback, reduction,
-                                                     candidates=candidates)
+                                                     candidates=candidates, anchors=anchors,
+                                                     same_image_weight=same_image_weight)
     assert set(metrics) == set(METRIC_NAMES) | {"mean_same_image_distance"}
     for name in [*METRIC_NAMES, "mean_same_image_distance"]:
         np.testing.assert_allclose(metrics[name].numpy(), expected[name], err_msg=name, **TOLERANCE)
@@ -202,3 +218,46 @@ def test_old_candidates_use_only_old_positives_and_negatives():
     np.testing.assert_allclose(metrics["fraction_semi_hard_found"].numpy(), 0.5)
     with pytest.raises(ValueError, match="candidates"):
         harmonic_triplet_loss([0, 1], new, old, candidates="new")
+
+
+def test_old_anchors_with_other_model_candidates_hand_derived():
+    # The hand-derived batch (n0=(1,0) n1=(0,1) | o0=(.6,.8) o1=(-.8,.6), margin 1.5), anchors="both",
+    # candidates="other". New anchors as with candidates="old": n0 (o0 .8, o1 3.6) inactive; n1 (o1 .8, only
+    # negative o0 .4, farthest fallback) hinge 1.9. Old anchors against new rows: o0: positive n0 (.8), only
+    # negative n1 (.36+.04=.4), fallback: hinge 1.9; o1: positive n1 (.8), negative n0 (3.6): inactive.
+    # Loss (1.9 + 1.9) / 4 = .95. Gradient / 4: (n1,o1,o0) -> n1 += 2(o0-o1) = (2.8,.4);
+    # (o0,n0,n1) -> n0 += 2(n0-o0) = (.8,-1.6), n1 += 2(o0-n1) = (1.2,-.4).
+    new = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    old = tf.constant([[0.6, 0.8], [-0.8, 0.6]])
+    with tf.GradientTape() as tape:
+        tape.watch(new)
+        metrics = harmonic_triplet_loss_with_metrics([0, 1], new, old, margin=1.5, candidates="other", anchors="both")
+    expected = {"loss": 0.95, "num_triplets": 4, "num_pairs": 4, "fraction_active": 0.5,
+                "fraction_semi_hard_found": 0.5, "mean_positive_distance": 0.8, "mean_negative_distance": 2.0}
+    for name, value in expected.items():
+        np.testing.assert_allclose(metrics[name].numpy(), value, rtol=1e-6, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(tape.gradient(metrics["loss"], new).numpy(), [[0.2, -0.4], [1.0, 0.0]], atol=1e-6)
+    # With anchors="new", "other" is "old".
+    for candidates in ("old", "other"):
+        assert float(harmonic_triplet_loss([0, 1], new, old, margin=1.5, candidates=candidates)) == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="anchors='both'"):
+        harmonic_triplet_loss([0, 1], new, old, candidates="old", anchors="both")
+    with pytest.raises(ValueError, match="anchors"):
+        harmonic_triplet_loss([0, 1], new, old, anchors="old")
+
+
+def test_same_image_weight_adds_the_mean_same_image_distance():
+    # The hand-derived batch: triplet loss .3 (margin 1.5), D(n0, o0) = D(n1, o1) = .8; w = .5 adds .4.
+    # Gradient of .5 * mean |n_i - o_i|^2 = .5 * 2 (n_i - o_i) / 2 = (n_i - o_i) / 2, on top of the triplet part.
+    new = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    old = tf.constant([[0.6, 0.8], [-0.8, 0.6]])
+    with tf.GradientTape() as tape:
+        tape.watch(new)
+        metrics = harmonic_triplet_loss_with_metrics([0, 1], new, old, margin=1.5, same_image_weight=0.5)
+    np.testing.assert_allclose(metrics["loss"].numpy(), 0.3 + 0.4, rtol=1e-6)
+    np.testing.assert_allclose(metrics["mean_same_image_distance"].numpy(), 0.8, rtol=1e-6)
+    expected = np.array([[-1.6, 1.2], [2.8, -1.6]]) + (new.numpy() - old.numpy()) / 2
+    np.testing.assert_allclose(tape.gradient(metrics["loss"], new).numpy(), expected, atol=1e-6)
+    for bad in (-0.1, float("nan"), "1"):
+        with pytest.raises(ValueError, match="same_image_weight"):
+            harmonic_triplet_loss([0, 1], new, old, same_image_weight=bad)

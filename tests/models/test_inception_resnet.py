@@ -323,6 +323,15 @@ def test_unknown_override_names_the_valid_ones():
     assert all(key in str(error.value) for key in OVERRIDES)
 
 
+def test_batch_norm_switch_is_accepted_only_as_true():
+    # The training binary passes the zoo-wide batch_norm switch to every model; this network always has it.
+    model = build_inception_resnet_v1((75, 75, 3), embedding_dim=4, batch_norm=True, block35_repeats=1,
+                                      block17_repeats=1, block8_repeats=1)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    with pytest.raises(ValueError, match="batch_norm=False"):
+        build_inception_resnet_v1((75, 75, 3), batch_norm=False)
+
+
 def test_missing_weights_file_says_where_to_get_it(model, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as error:
         load_pretrained_weights(model, tmp_path / "facenet_keras.h5")

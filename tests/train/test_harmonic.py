@@ -104,14 +104,19 @@ def test_in_step_old_embeddings_train(env, tmp_path, old_keras):
     assert summary["end_step"] == 1 and np.isfinite(summary["history"]["loss"][0])
 
 
-def test_old_candidates_train_and_are_kept_in_the_saved_config(env, tmp_path, old_keras):
+@pytest.mark.parametrize("candidates,anchors,weight", [("old", "new", 0.0), ("other", "both", 1.5)])
+def test_loss_options_train_and_are_kept_in_the_saved_config(env, tmp_path, old_keras, candidates, anchors, weight):
     config = _config(tmp_path, env, "c", steps=1, checkpoint_every=1, harmonic_with=old_keras,
-                     harmonic_old_embeddings="in_step", harmonic_candidates="old")
+                     harmonic_old_embeddings="in_step", harmonic_candidates=candidates, harmonic_anchors=anchors,
+                     harmonic_same_image_weight=weight)
     summary = train(config, verbose=0)
     assert np.isfinite(summary["history"]["loss"][0])
-    assert TrainConfig.load(config.workdir).harmonic_candidates == "old"
+    saved = TrainConfig.load(config.workdir)
+    options = (candidates, anchors, weight)
+    assert (saved.harmonic_candidates, saved.harmonic_anchors, saved.harmonic_same_image_weight) == options
     model = build_harmonic_model(config)
-    assert model.candidates == "old" and model.get_config()["candidates"] == "old"
+    assert (model.candidates, model.anchors, model.same_image_weight) == options
+    assert tuple(model.get_config()[k] for k in ("candidates", "anchors", "same_image_weight")) == options
 
 
 @pytest.mark.parametrize("kw,flag", [
@@ -122,6 +127,12 @@ def test_old_candidates_train_and_are_kept_in_the_saved_config(env, tmp_path, ol
     (dict(harmonic_with="x", harmonic_old_embeddings="cached"), "--harmonic_old_embeddings"),
     (dict(harmonic_with="x", harmonic_candidates="new"), "--harmonic_candidates"),
     (dict(harmonic_candidates="old"), "--harmonic_candidates"),
+    (dict(harmonic_anchors="both"), "--harmonic_anchors"),
+    (dict(harmonic_with="x", harmonic_anchors="old"), "--harmonic_anchors"),
+    (dict(harmonic_with="x", harmonic_anchors="both", harmonic_candidates="old"), "--harmonic_candidates"),
+    (dict(harmonic_same_image_weight=1.0), "--harmonic_same_image_weight"),
+    (dict(harmonic_with="x", harmonic_same_image_weight=-1.0), "--harmonic_same_image_weight"),
+    (dict(harmonic_with="x", init_weights="msceleb"), "--init_weights"),
 ])
 def test_bad_settings_name_the_flag(tmp_path, kw, flag):
     with pytest.raises(ValueError, match=flag):
@@ -166,3 +177,39 @@ def test_cross_model_distances_by_fold_score_each_fold_with_its_model():
         cross_model_distances_by_fold(old, [new_a], pairs, folds_per_model=3)
     with pytest.raises(ValueError, match="folds_per_model"):
         evaluate_cross_model(old, [new_a, new_b], [pairs], "view1")
+    # Old models per fold group too: folds 0-1 compare (old, A), folds 2-3 (old_b, B).
+    old_b = ImageEmbeddings("old_b", position, rng.normal(size=(8, 4)).astype(np.float32), {})
+    both = cross_model_distances_by_fold([old, old_b], [new_a, new_b], pairs, folds_per_model=2)
+    dbb = cross_model_distances(old_b, new_b, pairs)
+    for key in ("a-a", "b-b", "a-b", "b-a"):
+        np.testing.assert_allclose(both[key][0], np.concatenate([da[key][0][:2], dbb[key][0][2:]]))
+    with pytest.raises(ValueError, match="2 old models for 1 new"):
+        cross_model_distances_by_fold([old, old_b], [new_a], pairs, folds_per_model=2)
+    two_per_fold = PairArrays(tuple(images[:4] * 2), tuple(images[4:] * 2), np.array([True, False] * 4),
+                              np.array([0, 0, 1, 1, 2, 2, 3, 3]))
+    reports = evaluate_cross_model([old, old_b], [new_a, new_b], [two_per_fold], "view2", folds_per_model=2)
+    assert reports["a-a"]["model_a"] == "old|old_b" and reports["a-a"]["n_pairs"] == 8
+
+
+def test_phase1_from_a_keras_file_or_zoo_model_trains_only_the_final_projection(env, tmp_path):
+    # Inception-ResNet-v1's final projection is Bottleneck + its batch norm (no 'embedding_fc'); --init_from takes
+    # a .keras file, and --init_from=<zoo name> (+ --init_weights) builds it from the zoo.
+    source = tmp_path / "irv1.keras"
+    create_model("inception_resnet_v1", embedding_dim=8, input_shape=(80, 80, 3)).save(source)
+    old = tmp_path / "old.keras"
+    create_model("nns2", embedding_dim=8, input_shape=(40, 32, 3)).save(old)
+    config = _config(tmp_path, env, "irv1", model="inception_resnet_v1", input_size=(80, 80), harmonic_with=str(old),
+                     harmonic_phase="embedding_layer", init_from=str(source))
+    model = build_harmonic_model(config)
+    trainable = {v.path.split("/")[0] for v in model.embedding_model.trainable_variables}
+    assert trainable == {"Bottleneck", "Bottleneck_BatchNorm"}
+    reference = load_old_model(str(source))
+    conv = "Conv2d_1a_3x3"
+    np.testing.assert_array_equal(model.embedding_model.get_layer(conv).get_weights()[0],
+                                  reference.get_layer(conv).get_weights()[0])
+    assert not np.allclose(model.embedding_model.get_layer("Bottleneck").get_weights()[0],
+                           reference.get_layer("Bottleneck").get_weights()[0])  # re-initialised
+    zoo = build_harmonic_model(dataclasses.replace(config, model="nns2", input_size=(40, 32), init_from="nns2"))
+    assert {v.path.split("/")[0] for v in zoo.embedding_model.trainable_variables} == {"embedding_fc"}
+    with pytest.raises(ValueError, match="--init_from 'nope'"):
+        build_harmonic_model(dataclasses.replace(config, init_from="nope"))
