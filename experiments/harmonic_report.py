@@ -30,7 +30,8 @@ flags.DEFINE_string("old", "inception_resnet_v1", "Old model source (zoo name, w
                     "--split_folds also 'src1|src2' (one old model per fold group, like --new).")
 flags.DEFINE_string("old_weights", "msceleb", "Weights of a zoo --old.")
 flags.DEFINE_list("new", [], "label=source of each new model (workdir, .keras, or zoo_name@weights).")
-flags.DEFINE_string("pairs", "view1", "view1 (DevTrain thresholds -> DevTest) or view2.")
+flags.DEFINE_string("pairs", "view1", "view1 (DevTrain thresholds -> DevTest), view1_test_cv (DevTest alone, "
+                    "10-fold thresholds: for new models trained on DevTrain's identities) or view2.")
 flags.DEFINE_string("alignment", "detect", "Alignment mode for both models.")
 flags.DEFINE_integer("subset", None, "First N same and N different pairs per fold (quick checks).")
 flags.DEFINE_string("output_dir", "results/harmonic", "Where the table, JSON and ROC PNGs go.")
@@ -187,7 +188,9 @@ def report_main():
             public[label]["diagnosis"] = dg
         print("\n".join(dl))
     split = f"; new models per {F.split_folds} folds (label=src1|src2...)" if F.split_folds else ""
-    lines = [f"LFW {F.pairs} ({'DevTrain thresholds -> DevTest' if F.pairs == 'view1' else '10 folds'}){split}, "
+    protocol = {"view1": "DevTrain thresholds -> DevTest", "view1_test_cv": "DevTest in 10 folds, thresholds from "
+                "the other 9"}.get(F.pairs, "10 folds")
+    lines = [f"LFW {F.pairs} ({protocol}){split}, "
              f"alignment {F.alignment}; old = {F.old} ({F.old_weights}); {len(images)} images",
              "", "| new model | comparison | accuracy | VAL@FAR=1e-3 | FAR | AUC | EER | pairs |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -190,11 +190,34 @@ def cross_model_distances(a: ImageEmbeddings, b: ImageEmbeddings, pair_set: Pair
     return result
 
 
+def cross_validation_folds(is_same: np.ndarray, n_folds: int = 10) -> np.ndarray:
+    """Fold of each pair for cross-validation inside one unfolded pairs set: same pairs and different pairs are
+    each dealt out to the folds in file order (pair k of its kind -> fold k mod ``n_folds``), so every fold has
+    the same mix of the two kinds as the whole set."""
+    is_same = np.asarray(is_same, bool)
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    folds = np.empty(is_same.size, np.int64)
+    for kind in (True, False):
+        members = np.flatnonzero(is_same == kind)
+        folds[members] = np.arange(members.size) % n_folds
+    if min(np.bincount(folds[is_same], minlength=n_folds).min(),
+           np.bincount(folds[~is_same], minlength=n_folds).min()) == 0:
+        raise ValueError(f"{int(is_same.sum())} same and {int((~is_same).sum())} different pairs cannot fill "
+                         f"{n_folds} folds with both kinds")
+    return folds
+
+
 def load_pair_sets(pairs: str, root: str | None = None, subset: int | None = None) -> list[PairArrays]:
-    """``[train, test]`` for ``view1``, ``[pairs]`` otherwise."""
+    """``[train, test]`` for ``view1``, ``[pairs]`` otherwise. ``view1_test_cv`` is View 1's DevTest alone, cut
+    into 10 folds (``cross_validation_folds``) so that thresholds come from other DevTest pairs: unlike DevTrain's
+    identities, which a model trained with ``--exclude_pairs=view1_test`` has seen, none of them was trained on."""
     lfw_root = paths.lfw_dir(root)
     if pairs == "view1":
         return [PairArrays.from_pairs(load_pairs(name, lfw_root), subset) for name in ("view1_train", "view1_test")]
+    if pairs == "view1_test_cv":
+        test = PairArrays.from_pairs(load_pairs("view1_test", lfw_root), subset)
+        return [dataclasses.replace(test, folds=cross_validation_folds(test.is_same))]
     return [PairArrays.from_pairs(load_pairs(pairs, lfw_root), subset)]
 
 

@@ -213,3 +213,40 @@ def test_phase1_from_a_keras_file_or_zoo_model_trains_only_the_final_projection(
     assert {v.path.split("/")[0] for v in zoo.embedding_model.trainable_variables} == {"embedding_fc"}
     with pytest.raises(ValueError, match="--init_from 'nope'"):
         build_harmonic_model(dataclasses.replace(config, init_from="nope"))
+
+
+def test_cross_validation_folds_deal_each_kind_evenly():
+    from facenet_tf.evaluation.lfw import cross_validation_folds
+
+    same = np.array([True] * 23 + [False] * 17)
+    folds = cross_validation_folds(same, n_folds=5)
+    for kind in (True, False):
+        counts = np.bincount(folds[same == kind], minlength=5)
+        assert counts.max() - counts.min() <= 1 and counts.sum() == (same == kind).sum()
+    # pair k of its kind -> fold k mod n, in file order
+    np.testing.assert_array_equal(folds[:7], [0, 1, 2, 3, 4, 0, 1])
+    np.testing.assert_array_equal(folds[23:26], [0, 1, 2])
+    with pytest.raises(ValueError, match="cannot fill 5 folds"):
+        cross_validation_folds(np.array([True] * 10 + [False] * 3), n_folds=5)
+    with pytest.raises(ValueError, match="n_folds"):
+        cross_validation_folds(same, n_folds=1)
+
+
+def test_view1_test_cv_is_devtest_in_ten_folds(lfw_root):
+    """The View 1 protocol for models trained on DevTrain's identities: DevTest alone, thresholds from 9 folds."""
+    from facenet_tf.evaluation.lfw import ImageEmbeddings, evaluate_cross_model, load_pair_sets
+
+    view1 = load_pair_sets("view1", lfw_root)
+    (cv,) = load_pair_sets("view1_test_cv", lfw_root)
+    assert cv.paths_a == view1[1].paths_a and (cv.is_same == view1[1].is_same).all()
+    assert len(cv.is_same) == 1000 and sorted(np.unique(cv.folds)) == list(range(10))
+    for fold in range(10):
+        assert (cv.is_same[cv.folds == fold]).sum() == 50 and (~cv.is_same[cv.folds == fold]).sum() == 50
+    # separable toy embeddings: each identity gets its own axis, so every DevTest pair is classified right
+    images = sorted(set(cv.paths_a + cv.paths_b))
+    people = sorted({p.split("/")[-2] for p in images})
+    axis = {name: i for i, name in enumerate(people)}
+    vectors = np.eye(len(people), dtype=np.float32)[[axis[p.split("/")[-2]] for p in images]]
+    emb = ImageEmbeddings("toy", {p: i for i, p in enumerate(images)}, vectors, {})
+    reports = evaluate_cross_model(emb, emb, [cv], "view1_test_cv")
+    assert reports["cross"]["metrics"]["accuracy_mean"] == 1.0 and reports["cross"]["n_pairs"] == 2000
