@@ -7,7 +7,6 @@ All are registered under the package name ``facenet_tf``; loading a ``.keras`` f
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 _PACKAGE = "facenet_tf"
@@ -87,10 +86,23 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         window = 2 * self.depth_radius + 1
+        if keras.backend.backend() != "tensorflow":
+            return ops.cast(self.normalise_with_ops(ops.cast(inputs, "float32")), inputs.dtype)
+        import tensorflow as tf  # TensorFlow's fused kernel; imported here so the zoo runs without TensorFlow
+
         x = tf.cast(inputs, tf.float32)
         y = tf.nn.local_response_normalization(x, depth_radius=self.depth_radius, bias=self.bias,
                                                alpha=self.alpha / window, beta=self.beta)
         return tf.cast(y, inputs.dtype)
+
+    def normalise_with_ops(self, x):
+        """The same normalisation in ``keras.ops`` (any backend): a sum of squares over a sliding channel window."""
+        r = self.depth_radius
+        window = 2 * r + 1
+        squares = ops.pad(ops.square(x), [(0, 0)] * (len(x.shape) - 1) + [(r, r)])
+        channels = x.shape[-1]
+        total = sum(squares[..., k:k + channels] for k in range(window))
+        return x * ops.power(self.bias + (self.alpha / window) * total, -self.beta)
 
     def compute_output_shape(self, input_shape):
         return input_shape

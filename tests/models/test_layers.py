@@ -48,13 +48,14 @@ def test_l2_pooling_gradient_finite_at_zero():
 
 
 def test_lrn_matches_definition():
+    """The TensorFlow kernel (TF backend) and the keras.ops version other backends use both follow the formula."""
     x = RNG.normal(size=(1, 2, 2, 7)).astype("float32") * 10
     layer = LocalResponseNormalization(depth_radius=2, bias=1.0, alpha=1e-2, beta=0.75)
-    y = layer(x).numpy()
-    for c in range(7):
-        lo, hi = max(0, c - 2), min(7, c + 3)
-        expected = x[..., c] / (1.0 + 1e-2 / 5 * (x[..., lo:hi] ** 2).sum(-1)) ** 0.75
-        np.testing.assert_allclose(y[..., c], expected, rtol=1e-5)
+    for y in (layer(x).numpy(), np.asarray(layer.normalise_with_ops(tf.constant(x)))):
+        for c in range(7):
+            lo, hi = max(0, c - 2), min(7, c + 3)
+            expected = x[..., c] / (1.0 + 1e-2 / 5 * (x[..., lo:hi] ** 2).sum(-1)) ** 0.75
+            np.testing.assert_allclose(y[..., c], expected, rtol=1e-5)
 
 
 def test_maxout_pairs():
