@@ -1,6 +1,6 @@
-"""The harmonic triplet loss with semi-hard mining written in ``keras.ops`` only, so it runs under any Keras 3
-backend (JAX, PyTorch, TensorFlow), e.g. to train on an accelerator where TensorFlow is not installed
-(``experiments/harmonic_jax.py``).
+"""The harmonic triplet loss with semi-hard mining written in ``keras.ops`` only, so it is not tied to one Keras 3
+backend (checked: TensorFlow in the tests, JAX on CPU and on an H100), e.g. to train on an accelerator where
+TensorFlow is not installed (``experiments/harmonic_jax.py``).
 
 It computes what ``facenet_tf.losses.harmonic_triplet_loss_with_metrics`` computes for ``anchors="new"``,
 ``strategy="semi_hard"`` and ``candidates`` ``"both"`` or ``"old"`` (same triplets, same loss, same statistics;
