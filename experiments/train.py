@@ -63,6 +63,12 @@ flags.DEFINE_enum("harmonic_anchors", "new", ["new", "both"], "Anchors of the ha
 flags.DEFINE_float("harmonic_same_image_weight", 0.0, "Adds w * mean D(new_i, old_i) to the harmonic loss (ours, "
                    "not in the paper): pulls each image's new embedding onto its old one. 0: the paper's loss.",
                    lower_bound=0.0)
+flags.DEFINE_enum("harmonic_solver", "triplet", ["triplet", "least_squares"], "Phase 1 "
+                  "(--harmonic_phase=embedding_layer): train the final projection with the harmonic loss (paper) or "
+                  "solve it in closed form, ridge regression onto the precomputed old embeddings (ours); --steps then "
+                  "counts harmonic-loss steps after the solve (0: none).")
+flags.DEFINE_float("harmonic_ridge", 0.3, "--harmonic_solver=least_squares: ridge strength relative to the "
+                   "standardised features' Gram diagonal (0.3: selected on LFW View 1, results/harmonic_view2.md).")
 flags.DEFINE_string("init_from", None, "With --harmonic_with: the trained new model to start from: a training "
                     "workdir, a .keras file or a zoo name (with --init_weights).")
 flags.DEFINE_string("init_weights", None, "For a zoo --init_from: its weights, e.g. 'msceleb'.")
@@ -112,6 +118,7 @@ def main(argv):
             harmonic_phase=F.harmonic_phase, harmonic_old_embeddings=F.harmonic_old_embeddings,
             harmonic_candidates=F.harmonic_candidates, harmonic_anchors=F.harmonic_anchors,
             harmonic_same_image_weight=F.harmonic_same_image_weight,
+            harmonic_solver=F.harmonic_solver, harmonic_ridge=F.harmonic_ridge,
             init_from=F.init_from, init_weights=F.init_weights)
     except ValueError as error:
         raise app.UsageError(str(error))

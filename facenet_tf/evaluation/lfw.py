@@ -283,3 +283,44 @@ def evaluate_lfw_cross(embedder_a: Embedder, embedder_b: Embedder, pairs: str = 
     ea = embed_images(embedder_a, images, alignment, align_overrides, progress, batch_size, cache)
     eb = embed_images(embedder_b, images, alignment, align_overrides, progress, batch_size, cache)
     return evaluate_cross_model(ea, eb, sets, pairs, far_target)
+
+
+def harmonic_diagnosis(old: ImageEmbeddings, new: ImageEmbeddings, pair_set: PairArrays) -> dict:
+    """Why old-new verification scores as it does, on the images of ``pair_set``:
+
+    - per comparison (``old-old``, ``new-new``, ``old-new`` with the first image by the old model): the mean cosine
+      of same-identity and of different-identity pairs and their separation d' = (mean_s - mean_d) /
+      sqrt((var_s + var_d) / 2);
+    - ``same_image_cos``: the mean cosine between an image's old and new embedding;
+    - ``residual``: the squared norm of r_i = new_i - old_i split, over the identities with >= 2 images, into a
+      per-identity part (the same shift for every image of a person; unbiased estimate |mean r|^2 - var / n) and a
+      per-image part (the within-identity variance of r). A per-identity shift cancels when two new embeddings are
+      compared but not when a new embedding meets an old one.
+
+    The identity of an image is the name of its folder (``<identity>/<file>``).
+    """
+    import collections
+    import os
+
+    same = np.asarray(pair_set.is_same, bool)
+    if same.all() or not same.any():
+        raise ValueError("harmonic_diagnosis needs both same-identity and different-identity pairs.")
+    result = {}
+    for name, a, b in (("old-old", old, old), ("new-new", new, new), ("old-new", old, new)):
+        cos = np.sum(a.of(pair_set.paths_a) * b.of(pair_set.paths_b), axis=1)
+        s, d = cos[same], cos[~same]
+        result[name] = {"same_cos": float(s.mean()), "diff_cos": float(d.mean()),
+                        "d_prime": float((s.mean() - d.mean()) / np.sqrt(0.5 * (s.var() + d.var())))}
+    images = sorted(set(pair_set.paths_a) | set(pair_set.paths_b))
+    o, n = old.of(images), new.of(images)
+    result["same_image_cos"] = float(np.sum(o * n, axis=1).mean())
+    groups = collections.defaultdict(list)
+    for i, path in enumerate(images):
+        groups[os.path.basename(os.path.dirname(path))].append(i)
+    groups = [g for g in groups.values() if len(g) >= 2]
+    residual = n - o
+    within = [np.sum((residual[g] - residual[g].mean(0)) ** 2, axis=1).sum() / (len(g) - 1) for g in groups]
+    between = [np.sum(residual[g].mean(0) ** 2) - w / len(g) for g, w in zip(groups, within)]
+    result["residual"] = {"identities": len(groups), "images": int(sum(map(len, groups))),
+                          "per_identity": float(np.mean(between)), "per_image": float(np.mean(within))}
+    return result

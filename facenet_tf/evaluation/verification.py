@@ -205,6 +205,12 @@ class RocCurve:
     auc: float
     eer: float
 
+    def val_at(self, far_target: float) -> float:
+        """The highest VAL on the curve at a FAR no larger than ``far_target`` (pooled pairs, no cross-validation:
+        for reading a ROC at several operating points, not the protocol's VAL@FAR)."""
+        ok = self.far <= far_target
+        return float(self.val[ok].max()) if ok.any() else 0.0
+
     def to_dict(self) -> dict:
         """JSON-ready: lists, with the infinite end thresholds as ``None``."""
         return {

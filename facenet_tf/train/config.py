@@ -23,6 +23,7 @@ HARMONIC_PHASES = ("embedding_layer", "all")
 HARMONIC_OLD_EMBEDDINGS = ("precomputed", "in_step")
 HARMONIC_CANDIDATES = ("both", "old", "other")
 HARMONIC_ANCHORS = ("new", "both")
+HARMONIC_SOLVERS = ("triplet", "least_squares")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,8 @@ class TrainConfig:
     harmonic_candidates: str = "both"          # positives/negatives: both sets | old only | the other model's
     harmonic_anchors: str = "new"              # anchors: the new model's rows | both models' rows
     harmonic_same_image_weight: float = 0.0    # + w * mean D(new_i, old_i) (ours, not the paper's; 0: off)
+    harmonic_solver: str = "triplet"           # phase 1: the harmonic loss | least_squares (ours: closed form,
+    harmonic_ridge: float = 0.3                # then `steps` of the harmonic loss, 0 allowed); its ridge strength
     init_from: str | None = None               # model initialising this run (harmonic only): workdir | .keras | zoo
     init_weights: str | None = None            # for a zoo init_from: e.g. 'msceleb'
 
@@ -78,7 +81,20 @@ class TrainConfig:
             fail("reduction", f"one of {REDUCTIONS}", self.reduction)
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"one of {OPTIMIZERS}", self.optimizer)
-        for flag in ("steps", "checkpoint_every", "embedding_dim", "identities_per_batch", "keep_checkpoints"):
+        if self.harmonic_solver not in HARMONIC_SOLVERS:
+            fail("harmonic_solver", f"one of {HARMONIC_SOLVERS}", self.harmonic_solver)
+        if self.harmonic_solver == "least_squares":
+            if self.harmonic_with is None or self.harmonic_phase != "embedding_layer":
+                fail("harmonic_solver", "'triplet' unless --harmonic_with is set and --harmonic_phase=embedding_layer "
+                     "(least squares solves the final projection only)", self.harmonic_solver)
+            if self.harmonic_old_embeddings != "precomputed":
+                fail("harmonic_old_embeddings", "precomputed with --harmonic_solver=least_squares",
+                     self.harmonic_old_embeddings)
+        if not self.harmonic_ridge >= 0:
+            fail("harmonic_ridge", "a number >= 0", self.harmonic_ridge)
+        if self.steps < (0 if self.harmonic_solver == "least_squares" else 1):
+            fail("steps", "a positive integer (0 only with --harmonic_solver=least_squares)", self.steps)
+        for flag in ("checkpoint_every", "embedding_dim", "identities_per_batch", "keep_checkpoints"):
             if getattr(self, flag) < 1:
                 fail(flag, "a positive integer", getattr(self, flag))
         if self.faces_per_identity < 2:

@@ -238,6 +238,95 @@ def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size
     return np.stack([known[p] for p in index.paths]).astype(np.float32)
 
 
+def set_head_linear(embedding: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> None:
+    """Sets the final projection (``head_layers``) of ``embedding`` so that, in inference mode, the model computes
+    ``normalise(x @ kernel + bias)`` of the projection's input ``x``: a Dense with bias takes ``(kernel, bias)``; a
+    Dense without bias followed by a batch norm (Inception-ResNet-v1's ``Bottleneck``) takes ``kernel``, and the
+    batch norm becomes ``+ bias`` (moving mean 0, moving variance 1 - epsilon, offset ``bias``, scale 1 if any)."""
+    head = head_layers(embedding)
+    dense = embedding.get_layer(head[0])
+    kernel = np.asarray(kernel, np.float32)
+    bias = np.asarray(bias, np.float32)
+    if len(head) == 1:
+        dense.set_weights([kernel, bias])
+        return
+    norm = embedding.get_layer(head[1])
+    if not isinstance(norm, keras.layers.BatchNormalization) or dense.use_bias:
+        raise ValueError(f"unsupported final projection {head} (expected Dense without bias + BatchNormalization).")
+    dense.set_weights([kernel])
+    values = {"gamma": np.ones_like(bias), "beta": bias, "moving_mean": np.zeros_like(bias),
+              "moving_variance": np.full_like(bias, 1.0 - norm.epsilon)}
+    norm.set_weights([values[v.name] for v in norm.weights])
+
+
+def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index: ImageIndex,
+                             old_embeddings: np.ndarray | None = None, batch_size: int = 64) -> dict:
+    """Phase 1 in closed form (ours, ``--harmonic_solver=least_squares``): sets the final projection (``head_layers``)
+    of ``embedding`` to the ridge regression of the old embeddings on the projection's input features.
+
+    Every training image of ``index`` is seen once as the un-augmented centre crop at the new model's input size
+    (the crop its precomputed old embedding comes from), and once more mirrored when ``config.flip`` (target: the
+    same old embedding). Features are standardised, the ridge strength is ``config.harmonic_ridge`` times the
+    number of rows (relative to the standardised Gram matrix's diagonal), and everything is accumulated in float64
+    batch by batch (memory O(F^2) for F features, not O(N F)). The solution is written into the layers so that the
+    model *in inference mode* computes ``normalise(x K + c)`` exactly (``set_head_linear``). Inception-ResNet-v1's
+    head ends in a batch norm without scale, so in *training* mode it would re-standardise each dimension; runs that
+    train further from this head should expect a first-step jump there.
+
+    ``experiments/harmonic_probe.py`` measured why: on LFW View 1 a least-squares projection of
+    Inception-ResNet-v1 onto an nns2 old model leaves a per-identity residual of 0.11-0.19 where 300 steps of the
+    harmonic triplet loss left 0.70 (results/harmonic_view2.md, session 6).
+
+    Returns statistics: rows, features, ridge, and the mean cosine of the model's embedding and the old one on a
+    sample of (up to ~512) training images.
+    """
+    head = head_layers(embedding)
+    dense = embedding.get_layer(head[0])
+    features = keras.Model(embedding.input, dense.input)
+    old = np.asarray(precompute_old_embeddings(config, index) if old_embeddings is None else old_embeddings,
+                     np.float64)
+    if old.shape[0] != len(index):
+        raise ValueError(f"{old.shape[0]} old embeddings for {len(index)} training images.")
+    loader = ImageBatchLoader(index, config.image_size, config.crop_fraction, seed=config.seed)
+    call = tf.function(lambda x: features(x, training=False), reduce_retracing=True)
+    n, sx, sxx, sxy, sy = 0, None, None, None, np.zeros(old.shape[1])
+    sequence = np.arange(len(index))
+    for start in range(0, len(index), batch_size):
+        ids = sequence[start:start + batch_size]
+        images, _, used = loader.load_indexed(ids)
+        views = [images] + ([images[:, :, ::-1]] if config.flip else [])
+        for view in views:
+            x = call(tf.constant(view, tf.float32)).numpy().astype(np.float64)
+            y = old[used]
+            if sx is None:
+                sx, sxx, sxy = np.zeros(x.shape[1]), np.zeros((x.shape[1],) * 2), np.zeros((x.shape[1], y.shape[1]))
+            n += len(x)
+            sx += x.sum(0)
+            sxx += x.T @ x
+            sxy += x.T @ y
+            sy += y.sum(0)
+        if start // batch_size % 20 == 0:
+            logger.info("least-squares phase 1: features of %d / %d images", start + len(ids), len(index))
+    mean_x, mean_y = sx / n, sy / n
+    cov = sxx / n - np.outer(mean_x, mean_x)
+    std = np.sqrt(np.clip(np.diag(cov), 0, None)) + 1e-6
+    gram = n * cov / np.outer(std, std)                     # Z^T Z of the standardised features
+    cross = (sxy - n * np.outer(mean_x, mean_y)) / std[:, None]  # Z^T (Y - mean Y)
+    w = np.linalg.solve(gram + config.harmonic_ridge * n * np.eye(len(std)), cross)
+    kernel = w / std[:, None]
+    bias = mean_y - mean_x @ kernel
+    set_head_linear(embedding, kernel, bias)
+    # How well the model now copies the old embeddings of (a sample of) its training images, through the layers.
+    sample = sequence[:: max(1, len(index) // 512)]
+    images, _, used = loader.load_indexed(sample)
+    fitted = embedding(tf.constant(images, tf.float32), training=False).numpy()
+    target = old[used] / np.linalg.norm(old[used], axis=1, keepdims=True)
+    stats = {"solver": "least_squares", "rows": int(n), "features": int(len(std)), "ridge": config.harmonic_ridge,
+             "sample_same_image_cos": float(np.mean(np.sum(fitted * target, axis=1))), "sample_images": len(sample)}
+    logger.info("least-squares phase 1: %s", stats)
+    return stats
+
+
 def harmonic_training_dataset(config: TrainConfig, index: ImageIndex, composition: BatchComposition,
                               start_step: int = 0, old_embeddings: np.ndarray | None = None,
                               prefetch: int = 2) -> tuple[tf.data.Dataset, ImageBatchLoader]:

@@ -188,6 +188,12 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
                          f"{config.checkpoint_every}; resume with the --checkpoint_every it was written with.")
 
     summary = {"data": data_info, "start_step": start, "workdir": str(workdir)}
+    if config.harmonic_solver == "least_squares" and start == 0:  # phase 1 in closed form, before any step
+        from facenet_tf.train.harmonic import solve_head_least_squares
+
+        t0 = time.perf_counter()
+        summary["least_squares"] = solve_head_least_squares(model.embedding_model, config, train_index)
+        summary["least_squares"]["seconds"] = round(time.perf_counter() - t0, 1)
     if start < config.steps:
         if tfrecords:
             dataset = tfrecord_training_dataset(config.data_dir, config.image_size, composition, config.seed, start,

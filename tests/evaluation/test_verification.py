@@ -69,6 +69,11 @@ def test_roc_hand_worked():
     np.testing.assert_allclose(roc.val, np.array([0, 1, 2, 2, 3, 3, 3]) / 3)
     assert roc.auc == pytest.approx(8 / 9)
     assert roc.eer == pytest.approx(1 / 3)
+    # operating points: the best VAL among the points with FAR <= the target
+    assert roc.val_at(0.0) == pytest.approx(2 / 3)
+    assert roc.val_at(0.5) == pytest.approx(1.0)
+    assert roc.val_at(1.0) == pytest.approx(1.0)
+    assert v.roc_curve([0.1, 0.2], [D, S]).val_at(0.0) == 0.0
 
 
 def test_eer_interpolates_between_roc_points():
