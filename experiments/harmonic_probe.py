@@ -32,23 +32,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_string("old", "runs/nns2_lfw_view1", "Old model source (workdir, .keras, zoo_name@weights); with "
-                    "--split_folds one per fold group: 'src1|src2'.")
-flags.DEFINE_string("features", "inception_resnet_v1@msceleb:AvgPool",
-                    "New network and the layer whose output is the probe's input: 'source[@weights]:layer' "
-                    "(layer 'auto': the input of the last Dense layer).")
-flags.DEFINE_string("exclude", "view1_test", "Pairs whose identities the probe must not fit on ('|' per fold "
-                    "group with --split_folds, like --old).")
-flags.DEFINE_string("pairs", "view1_test_cv", "view1_test_cv or view2 (see harmonic_report.py).")
-flags.DEFINE_integer("split_folds", 0, "With --pairs=view2: fold groups of this size, one --old/--exclude each.")
-flags.DEFINE_list("targets", ["image", "centroid"], "Regression targets: image, centroid.")
-flags.DEFINE_list("ridge", ["0.001", "0.01", "0.1"], "Relative ridge strengths to try.")
-flags.DEFINE_string("alignment", "detect", "Alignment of every image (training and test).")
-flags.DEFINE_string("output_dir", "results/harmonic/probe", "Where the table and JSON go.")
-flags.DEFINE_string("tag", "", "Suffix of the output file names.")
-flags.DEFINE_string("save_dir", None, "Also save each fitted new model (the --features network with its final "
-                    "projection set to the fit) as <save_dir>/<target>_ridge<r>_<group>.keras, for "
-                    "harmonic_report.py or export; --features must then end in its final projection (layer auto).")
+
+
+def define_flags():
+    """The command-line flags (defined only when run as a script, so tests can import this module beside other
+    experiment scripts that define flags of the same names)."""
+    flags.DEFINE_string("old", "runs/nns2_lfw_view1", "Old model source (workdir, .keras, zoo_name@weights); with "
+                        "--split_folds one per fold group: 'src1|src2'.")
+    flags.DEFINE_string("features", "inception_resnet_v1@msceleb:AvgPool",
+                        "New network and the layer whose output is the probe's input: 'source[@weights]:layer' "
+                        "(layer 'auto': the input of the last Dense layer).")
+    flags.DEFINE_string("exclude", "view1_test", "Pairs whose identities the probe must not fit on ('|' per fold "
+                        "group with --split_folds, like --old).")
+    flags.DEFINE_string("pairs", "view1_test_cv", "view1_test_cv or view2 (see harmonic_report.py).")
+    flags.DEFINE_integer("split_folds", 0, "With --pairs=view2: fold groups of this size, one --old/--exclude each.")
+    flags.DEFINE_list("targets", ["image", "centroid"], "Regression targets: image, centroid.")
+    flags.DEFINE_list("ridge", ["0.001", "0.01", "0.1"], "Relative ridge strengths to try.")
+    flags.DEFINE_string("alignment", "detect", "Alignment of every image (training and test).")
+    flags.DEFINE_string("output_dir", "results/harmonic/probe", "Where the table and JSON go.")
+    flags.DEFINE_string("tag", "", "Suffix of the output file names.")
+    flags.DEFINE_string("save_dir", None, "Also save each fitted new model (the --features network with its final "
+                        "projection set to the fit) as <save_dir>/<target>_ridge<r>_<group>.keras, for "
+                        "harmonic_report.py or export; --features must then end in its final projection (layer auto).")
 
 
 def targets_for(kind: str, old_vectors, identities):
@@ -249,4 +254,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
