@@ -132,7 +132,9 @@ def harmonic_triplet_loss_with_metrics(labels: tf.Tensor, new_embeddings: tf.Ten
                                     anchor_mask=is_new if anchors == "new" else None, candidate_mask=candidate_mask)
     parts = _one_negative_per_pair(distances, triplets, margin, reduction)
     half = tf.size(labels) // 2
-    same_image = tf.linalg.diag_part(distances[:half, half:])
+    # Directly, not from the Gram-expanded distance matrix: there |a|^2 + |b|^2 - 2ab cancels for an image whose two
+    # embeddings nearly coincide, and the clamp at 0 would zero that image's gradient.
+    same_image = tf.reduce_sum(tf.square(stacked[:half] - tf.stop_gradient(stacked[half:])), axis=1)
     mean_same_image = _safe_divide(tf.reduce_sum(same_image), tf.cast(half, tf.float32))
     metrics = metrics_from_parts(parts)
     if same_image_weight:

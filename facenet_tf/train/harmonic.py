@@ -259,14 +259,44 @@ def set_head_linear(embedding: keras.Model, kernel: np.ndarray, bias: np.ndarray
     norm.set_weights([values[v.name] for v in norm.weights])
 
 
+def _centre_crop_batches(config: TrainConfig, index: ImageIndex, old_embeddings: np.ndarray | None,
+                         batch_size: int):
+    """(uint8 centre crops at the new model's size, their precomputed old embeddings) for every training image."""
+    old = precompute_old_embeddings(config, index) if old_embeddings is None else np.asarray(old_embeddings)
+    if old.shape[0] != len(index):
+        raise ValueError(f"{old.shape[0]} old embeddings for {len(index)} training images.")
+    loader = ImageBatchLoader(index, config.image_size, config.crop_fraction, seed=config.seed)
+    for start in range(0, len(index), batch_size):
+        images, _, used = loader.load_indexed(np.arange(start, min(start + batch_size, len(index))))
+        yield images, old[used]
+
+
+def _aligned_batches(config: TrainConfig, index: ImageIndex, batch_size: int):
+    """(uint8 crops aligned as evaluation aligns them, at the new model's size; the old model's embeddings of the
+    same images aligned at its own size) for every training image (``facenet_tf.align``, crops cached on disk)."""
+    from facenet_tf.align import AlignConfig, align_images
+
+    old_model = load_old_model(config.harmonic_with, config.harmonic_weights)
+    old_call = tf.function(lambda x: old_model(x, training=False), reduce_retracing=True)
+    mode = config.harmonic_fit_alignment
+    new_align = AlignConfig(mode=mode, output_size=tuple(config.image_size))
+    old_align = AlignConfig(mode=mode, output_size=tuple(old_model.input.shape[1:3]))
+    for start in range(0, len(index), batch_size):
+        chunk = index.paths[start:start + batch_size]
+        new_crops = align_images(chunk, config=new_align, progress=False).images
+        old_crops = align_images(chunk, config=old_align, progress=False).images
+        yield new_crops, old_call(tf.constant(old_crops, tf.float32)).numpy()
+
+
 def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index: ImageIndex,
                              old_embeddings: np.ndarray | None = None, batch_size: int = 64) -> dict:
     """Phase 1 in closed form (ours, ``--harmonic_solver=least_squares``): sets the final projection (``head_layers``)
     of ``embedding`` to the ridge regression of the old embeddings on the projection's input features.
 
     Every training image of ``index`` is seen once as the un-augmented centre crop at the new model's input size
-    (the crop its precomputed old embedding comes from), and once more mirrored when ``config.flip`` (target: the
-    same old embedding). Features are standardised, the ridge strength is ``config.harmonic_ridge`` times the
+    (the crop its precomputed old embedding comes from) or, with ``config.harmonic_fit_alignment`` (``detect``,
+    ``landmarks``, ``center``), aligned as evaluation aligns it, each model at its own input size (the old model then
+    embeds the aligned crops here); and once more mirrored when ``config.flip`` (target: the same old embedding). Features are standardised, the ridge strength is ``config.harmonic_ridge`` times the
     number of rows (relative to the standardised Gram matrix's diagonal), and everything is accumulated in float64
     batch by batch (memory O(F^2) for F features, not O(N F)). The solution is written into the layers so that the
     model *in inference mode* computes ``normalise(x K + c)`` exactly (``set_head_linear``). Inception-ResNet-v1's
@@ -281,32 +311,27 @@ def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index:
     sample of (up to ~512) training images.
     """
     head = head_layers(embedding)
-    dense = embedding.get_layer(head[0])
-    features = keras.Model(embedding.input, dense.input)
-    old = np.asarray(precompute_old_embeddings(config, index) if old_embeddings is None else old_embeddings,
-                     np.float64)
-    if old.shape[0] != len(index):
-        raise ValueError(f"{old.shape[0]} old embeddings for {len(index)} training images.")
-    loader = ImageBatchLoader(index, config.image_size, config.crop_fraction, seed=config.seed)
+    features = keras.Model(embedding.input, embedding.get_layer(head[0]).input)
     call = tf.function(lambda x: features(x, training=False), reduce_retracing=True)
-    n, sx, sxx, sxy, sy = 0, None, None, None, np.zeros(old.shape[1])
-    sequence = np.arange(len(index))
-    for start in range(0, len(index), batch_size):
-        ids = sequence[start:start + batch_size]
-        images, _, used = loader.load_indexed(ids)
-        views = [images] + ([images[:, :, ::-1]] if config.flip else [])
-        for view in views:
+    if config.harmonic_fit_alignment is None:
+        batches = _centre_crop_batches(config, index, old_embeddings, batch_size)
+    else:
+        batches = _aligned_batches(config, index, batch_size)
+    n, sx, sxx, sxy, sy, seen = 0, 0.0, 0.0, 0.0, 0.0, 0
+    sample_images, sample_old = [], []
+    for images, y in batches:
+        y = np.asarray(y, np.float64)
+        if seen % max(1, len(index) // 8) < len(images) and sum(map(len, sample_images)) < 512:
+            sample_images.append(images[:64])
+            sample_old.append(y[:64])
+        for view in [images] + ([images[:, :, ::-1]] if config.flip else []):
             x = call(tf.constant(view, tf.float32)).numpy().astype(np.float64)
-            y = old[used]
-            if sx is None:
-                sx, sxx, sxy = np.zeros(x.shape[1]), np.zeros((x.shape[1],) * 2), np.zeros((x.shape[1], y.shape[1]))
             n += len(x)
-            sx += x.sum(0)
-            sxx += x.T @ x
-            sxy += x.T @ y
-            sy += y.sum(0)
-        if start // batch_size % 20 == 0:
-            logger.info("least-squares phase 1: features of %d / %d images", start + len(ids), len(index))
+            sx, sxx = sx + x.sum(0), sxx + x.T @ x
+            sxy, sy = sxy + x.T @ y, sy + y.sum(0)
+        seen += len(images)
+        if seen // len(images) % 20 == 1:
+            logger.info("least-squares phase 1: features of %d / %d images", seen, len(index))
     mean_x, mean_y = sx / n, sy / n
     cov = sxx / n - np.outer(mean_x, mean_x)
     std = np.sqrt(np.clip(np.diag(cov), 0, None)) + 1e-6
@@ -317,12 +342,12 @@ def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index:
     bias = mean_y - mean_x @ kernel
     set_head_linear(embedding, kernel, bias)
     # How well the model now copies the old embeddings of (a sample of) its training images, through the layers.
-    sample = sequence[:: max(1, len(index) // 512)]
-    images, _, used = loader.load_indexed(sample)
+    images, target = np.concatenate(sample_images), np.concatenate(sample_old)
     fitted = embedding(tf.constant(images, tf.float32), training=False).numpy()
-    target = old[used] / np.linalg.norm(old[used], axis=1, keepdims=True)
+    target = target / np.linalg.norm(target, axis=1, keepdims=True)
     stats = {"solver": "least_squares", "rows": int(n), "features": int(len(std)), "ridge": config.harmonic_ridge,
-             "sample_same_image_cos": float(np.mean(np.sum(fitted * target, axis=1))), "sample_images": len(sample)}
+             "alignment": config.harmonic_fit_alignment or f"centre crop {config.crop_fraction}",
+             "sample_same_image_cos": float(np.mean(np.sum(fitted * target, axis=1))), "sample_images": len(images)}
     logger.info("least-squares phase 1: %s", stats)
     return stats
 

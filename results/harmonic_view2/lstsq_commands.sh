@@ -10,6 +10,7 @@
 #            reported with the earlier View 2 models.
 #   detect : the same least-squares projection fitted on the MTCNN-aligned crops that evaluation uses (the probe,
 #            saving the fitted models), View 1 then View 2 (selected target and ridge), and the View 2 report.
+#   aligned: the library path on aligned crops (train.py --harmonic_fit_alignment=detect), View 1 and View 2.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=".venv/bin/python"
@@ -51,5 +52,19 @@ case "${1:-}" in
       --old_weights= --output_dir=results/harmonic_view2 --tag=_view2_lstsq_detect \
       --new="p1_lstsq_detect=runs/v2_flip_lstsq_detect/image_ridge${RIDGE}_1.keras|runs/v2_flip_lstsq_detect/image_ridge${RIDGE}_2.keras"
     ;;
-  *) echo "usage: $0 probe|view1|view2|detect" >&2; exit 2 ;;
+  aligned)
+    $PY experiments/train.py --workdir=runs/hv1_flip_lstsq_aligned "${COMMON[@]}" --harmonic_fit_alignment=detect \
+      --harmonic_with=runs/nns2_lfw_view1
+    for half in A:1-5 B:6-10; do
+      name=${half%%:*}; folds=${half#*:}
+      $PY experiments/train.py --workdir=runs/v2${name}_flip_lstsq_aligned "${COMMON[@]}" \
+        --harmonic_fit_alignment=detect --exclude_pairs=view2:folds=$folds --harmonic_with=runs/v2${name}_alone
+    done
+    $PY experiments/harmonic_report.py --pairs=view1_test_cv --old=runs/nns2_lfw_view1 --old_weights= \
+      --output_dir=results/harmonic --tag=_lstsq_aligned --new=p1_lstsq_aligned=runs/hv1_flip_lstsq_aligned
+    $PY experiments/harmonic_report.py --pairs=view2 --split_folds=5 --old="runs/v2A_alone|runs/v2B_alone" \
+      --old_weights= --output_dir=results/harmonic_view2 --tag=_view2_lstsq_aligned \
+      --new="p1_lstsq_aligned=runs/v2A_flip_lstsq_aligned|runs/v2B_flip_lstsq_aligned"
+    ;;
+  *) echo "usage: $0 probe|view1|view2|detect|aligned" >&2; exit 2 ;;
 esac

@@ -261,3 +261,20 @@ def test_same_image_weight_adds_the_mean_same_image_distance():
     for bad in (-0.1, float("nan"), "1"):
         with pytest.raises(ValueError, match="same_image_weight"):
             harmonic_triplet_loss([0, 1], new, old, same_image_weight=bad)
+
+
+def test_same_image_gradient_survives_nearly_coinciding_embeddings():
+    # Found by hypothesis: image 7's new and old embeddings differ by 4e-4, so its squared distance (1.8e-7) vanished
+    # in the Gram expansion |a|^2 + |b|^2 - 2ab of float32 values ~2 and the clamp at 0 zeroed its gradient.
+    labels = np.array([1, 0, 0, 0, 1, 0, 0, 1])
+    new = np.array([1.4282173, 0.19284843, 1.3054268, -1.4663063, 0.00549818, -1.2097589, -0.98386985, -2.117859],
+                   np.float32)[:, None]
+    old = np.array([1.553365, 0.37301606, 0.78662753, -1.0446179, -0.34745124, -1.3038903, -1.3541859, -2.1174328],
+                   np.float32)[:, None]
+    expected = harmonic_reference(labels, new, old, 0.0, same_image_weight=0.5)
+    new_t = tf.constant(new)
+    with tf.GradientTape() as tape:
+        tape.watch(new_t)
+        loss = harmonic_triplet_loss_with_metrics(labels, new_t, tf.constant(old), 0.0,
+                                                  same_image_weight=0.5)["loss"]
+    np.testing.assert_allclose(tape.gradient(loss, new_t).numpy(), expected["gradient"], **TOLERANCE)

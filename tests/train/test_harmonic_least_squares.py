@@ -41,12 +41,14 @@ def _config(tmp_path, data_dir, name, **kw):
     return TrainConfig(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
 
 
-def _reference(model, config, old, ridge):
+def _reference(model, config, old, ridge, crops=None):
     """Ridge regression written out directly: explicit standardised design matrix, lstsq on the stacked system."""
     index, _, _ = split_identities(config)
     dense = model.get_layer(head_layers(model)[0])
     features = keras.Model(model.input, dense.input)
-    crops = np.stack([load_face(p, config.image_size, config.crop_fraction) for p in index.paths]).astype(np.float32)
+    if crops is None:
+        crops = np.stack([load_face(p, config.image_size, config.crop_fraction) for p in index.paths])
+    crops = np.asarray(crops, np.float32)
     x = np.concatenate([features(crops).numpy(), features(crops[:, :, ::-1]).numpy()]).astype(np.float64)
     y = np.concatenate([old, old]).astype(np.float64)
     mean, std = x.mean(0), x.std(0) + 1e-6
@@ -110,6 +112,27 @@ def test_inception_resnet_head_with_batch_norm_computes_the_solution(env, tmp_pa
     np.testing.assert_allclose(model(crops, training=False).numpy(), expected, atol=2e-4)
 
 
+def test_fit_on_crops_aligned_like_evaluation(env, tmp_path, old_keras):
+    # --harmonic_fit_alignment: both models see the images as facenet_tf.align crops them, each at its own size
+    # ('center' here: the tiny tree has no faces for a detector), and the old model embeds them in the solve.
+    from facenet_tf.align import align_images
+
+    base = _config(tmp_path, env, "new", steps=2, checkpoint_every=2)
+    train(base, verbose=0)
+    config = _config(tmp_path, env, "p1", steps=0, harmonic_with=old_keras, harmonic_phase="embedding_layer",
+                     init_from=base.workdir, harmonic_solver="least_squares", harmonic_ridge=0.01,
+                     harmonic_fit_alignment="center")
+    summary = train(config, verbose=0)
+    assert summary["least_squares"]["alignment"] == "center" and summary["least_squares"]["rows"] == 64
+    model = load_embedding_model(config.workdir)
+    index, _, _ = split_identities(config)
+    new_crops = align_images(index.paths, mode="center", output_size=(40, 32), progress=False).images
+    old_crops = align_images(index.paths, mode="center", output_size=(36, 36), progress=False).images
+    old = load_old_model(old_keras)(old_crops.astype(np.float32)).numpy()
+    crops, expected = _reference(model, config, old, 0.01, crops=new_crops)
+    np.testing.assert_allclose(model(crops).numpy(), expected, atol=2e-4)
+
+
 def test_harmonic_loss_steps_follow_the_solve_and_resume(env, tmp_path, old_keras):
     base = _config(tmp_path, env, "new", steps=2, checkpoint_every=2)
     train(base, verbose=0)
@@ -130,6 +153,9 @@ def test_harmonic_loss_steps_follow_the_solve_and_resume(env, tmp_path, old_kera
           harmonic_old_embeddings="in_step"), "--harmonic_old_embeddings"),
     (dict(harmonic_ridge=-1.0), "--harmonic_ridge"),
     (dict(steps=0), "--steps"),
+    (dict(harmonic_fit_alignment="detect"), "--harmonic_fit_alignment"),
+    (dict(harmonic_with="x", init_from="y", harmonic_phase="embedding_layer", harmonic_solver="least_squares",
+          harmonic_fit_alignment="mtcnn"), "--harmonic_fit_alignment"),
 ])
 def test_bad_least_squares_settings_name_the_flag(tmp_path, kw, flag):
     with pytest.raises(ValueError, match=flag):
