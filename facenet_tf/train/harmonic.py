@@ -343,7 +343,8 @@ def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index:
     set_head_linear(embedding, kernel, bias)
     # How well the model now copies the old embeddings of (a sample of) its training images, through the layers.
     images, target = np.concatenate(sample_images), np.concatenate(sample_old)
-    fitted = embedding(tf.constant(images, tf.float32), training=False).numpy()
+    fitted = np.concatenate([embedding(tf.constant(images[k:k + batch_size], tf.float32), training=False).numpy()
+                             for k in range(0, len(images), batch_size)])
     target = target / np.linalg.norm(target, axis=1, keepdims=True)
     stats = {"solver": "least_squares", "rows": int(n), "features": int(len(std)), "ridge": config.harmonic_ridge,
              "alignment": config.harmonic_fit_alignment or f"centre crop {config.crop_fraction}",

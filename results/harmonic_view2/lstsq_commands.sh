@@ -53,18 +53,18 @@ case "${1:-}" in
       --new="p1_lstsq_detect=runs/v2_flip_lstsq_detect/image_ridge${RIDGE}_1.keras|runs/v2_flip_lstsq_detect/image_ridge${RIDGE}_2.keras"
     ;;
   aligned)
-    $PY experiments/train.py --workdir=runs/hv1_flip_lstsq_aligned "${COMMON[@]}" --harmonic_fit_alignment=detect \
-      --harmonic_with=runs/nns2_lfw_view1
     for half in A:1-5 B:6-10; do
       name=${half%%:*}; folds=${half#*:}
       $PY experiments/train.py --workdir=runs/v2${name}_flip_lstsq_aligned "${COMMON[@]}" \
         --harmonic_fit_alignment=detect --exclude_pairs=view2:folds=$folds --harmonic_with=runs/v2${name}_alone
     done
-    $PY experiments/harmonic_report.py --pairs=view1_test_cv --old=runs/nns2_lfw_view1 --old_weights= \
-      --output_dir=results/harmonic --tag=_lstsq_aligned --new=p1_lstsq_aligned=runs/hv1_flip_lstsq_aligned
     $PY experiments/harmonic_report.py --pairs=view2 --split_folds=5 --old="runs/v2A_alone|runs/v2B_alone" \
       --old_weights= --output_dir=results/harmonic_view2 --tag=_view2_lstsq_aligned \
       --new="p1_lstsq_aligned=runs/v2A_flip_lstsq_aligned|runs/v2B_flip_lstsq_aligned"
+    $PY experiments/train.py --workdir=runs/hv1_flip_lstsq_aligned "${COMMON[@]}" --harmonic_fit_alignment=detect \
+      --harmonic_with=runs/nns2_lfw_view1
+    $PY experiments/harmonic_report.py --pairs=view1_test_cv --old=runs/nns2_lfw_view1 --old_weights= \
+      --output_dir=results/harmonic --tag=_lstsq_aligned --new=p1_lstsq_aligned=runs/hv1_flip_lstsq_aligned
     ;;
   *) echo "usage: $0 probe|view1|view2|detect|aligned" >&2; exit 2 ;;
 esac
