@@ -69,9 +69,10 @@ flags.DEFINE_enum("harmonic_solver", "triplet", ["triplet", "least_squares"], "P
                   "counts harmonic-loss steps after the solve (0: none).")
 flags.DEFINE_float("harmonic_ridge", 0.3, "--harmonic_solver=least_squares: ridge strength relative to the "
                    "standardised features' Gram diagonal (0.3: selected on LFW View 1, results/harmonic_view2.md).")
-flags.DEFINE_enum("harmonic_fit_alignment", None, ["center", "detect", "landmarks"], "--harmonic_solver="
-                  "least_squares: fit on the training images aligned as evaluation aligns them (facenet_tf.align; "
-                  "each model at its own input size) instead of the training pipeline's centre crops.")
+flags.DEFINE_enum("harmonic_fit_alignment", None, ["center", "detect", "landmarks"], "With --harmonic_with: "
+                  "fit the new model (the least-squares solve and the training steps) on the training images aligned "
+                  "as evaluation aligns them (facenet_tf.align; each model at its own input size; the old embeddings "
+                  "are of the old model's aligned crops) instead of the training pipeline's centre crops.")
 flags.DEFINE_string("init_from", None, "With --harmonic_with: the trained new model to start from: a training "
                     "workdir, a .keras file or a zoo name (with --init_weights).")
 flags.DEFINE_string("init_weights", None, "For a zoo --init_from: its weights, e.g. 'msceleb'.")

@@ -66,7 +66,7 @@ class TrainConfig:
     harmonic_same_image_weight: float = 0.0    # + w * mean D(new_i, old_i) (ours, not the paper's; 0: off)
     harmonic_solver: str = "triplet"           # phase 1: the harmonic loss | least_squares (ours: closed form,
     harmonic_ridge: float = 0.3                # then `steps` of the harmonic loss, 0 allowed); its ridge strength
-    harmonic_fit_alignment: str | None = None  # least_squares on crops aligned like evaluation's (None: centre crop)
+    harmonic_fit_alignment: str | None = None  # fit (solve and steps) on crops aligned like evaluation's (None: centre)
     init_from: str | None = None               # model initialising this run (harmonic only): workdir | .keras | zoo
     init_weights: str | None = None            # for a zoo init_from: e.g. 'msceleb'
 
@@ -95,8 +95,8 @@ class TrainConfig:
         if self.harmonic_fit_alignment is not None:
             if self.harmonic_fit_alignment not in FIT_ALIGNMENTS:
                 fail("harmonic_fit_alignment", f"one of {FIT_ALIGNMENTS} or unset", self.harmonic_fit_alignment)
-            if self.harmonic_solver != "least_squares":
-                fail("harmonic_fit_alignment", "to be used with --harmonic_solver=least_squares",
+            if self.harmonic_with is None or self.harmonic_old_embeddings != "precomputed":
+                fail("harmonic_fit_alignment", "to be used with --harmonic_with and precomputed old embeddings",
                      self.harmonic_fit_alignment)
         if not self.harmonic_ridge >= 0:
             fail("harmonic_ridge", "a number >= 0", self.harmonic_ridge)

@@ -8,6 +8,10 @@ Two ways to get the old model's embeddings of a training batch (``TrainConfig.ha
   cached per image on disk (``<cache>/harmonic/<key>.npz``, shared by runs on other splits), and the input
   pipeline hands each batch its rows.
   The new model still sees augmented crops (random crop, flip), the old embedding is that of the centre crop.
+  With ``TrainConfig.harmonic_fit_alignment`` (``detect``, ``landmarks``, ``center``) both models see the training
+  images aligned as evaluation aligns them (``facenet_tf.align``, each model at its own input size, crops cached
+  on disk and held in memory for training): the old embeddings are of the old model's aligned crops, the new
+  model trains on its aligned crops (``AlignedCropLoader``; random crop and flip as usual).
 * ``in_step``: the old model runs inside every training step on the new model's augmented batch, resized to the
   old model's input size (aspect ratio not preserved); slow, since the old model is typically much larger.
 
@@ -26,6 +30,7 @@ import logging
 from pathlib import Path
 
 import keras
+import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -198,14 +203,18 @@ def old_embeddings_cache_key(config: TrainConfig, input_size: tuple[int, int]) -
     if path.is_dir():
         final = path / "embedding_model.keras"
         stamp = str(final.stat().st_mtime_ns) if final.is_file() else ""
-    payload = json.dumps({"old": source, "weights": config.harmonic_weights, "stamp": stamp,
-                          "crop": config.crop_fraction, "size": list(input_size), "cache_format": 2})
+    settings = {"old": source, "weights": config.harmonic_weights, "stamp": stamp, "crop": config.crop_fraction,
+                "size": list(input_size), "cache_format": 2}
+    if config.harmonic_fit_alignment is not None:  # (absent otherwise: keys of centre-crop caches stay as they were)
+        settings["alignment"] = config.harmonic_fit_alignment
+    payload = json.dumps(settings)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size: int = 64,
                               cache: bool = True) -> np.ndarray:
-    """(N, D) float32 old-model embeddings of every image of ``index`` (centre crop, no augmentation).
+    """(N, D) float32 old-model embeddings of every image of ``index`` (centre crop, no augmentation; with
+    ``config.harmonic_fit_alignment`` the crop aligned as evaluation aligns it, at the old model's input size).
 
     Cached per image in ``<cache>/harmonic/<key>.npz`` (paths + vectors): only images not embedded before with the
     same old model, crop and size are computed, then the file is rewritten atomically with the union."""
@@ -220,15 +229,22 @@ def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size
     if missing.size:
         logger.info("old embeddings: %d of %d images to compute (%d cached)", missing.size, len(index),
                     len(index) - missing.size)
-        loader = ImageBatchLoader(index, size, config.crop_fraction, seed=config.seed)
         call = tf.function(lambda x: old(x, training=False), reduce_retracing=True)
-        for k, start in enumerate(range(0, missing.size, batch_size)):
-            ids = missing[start:start + batch_size]
-            images, _ = loader.load(ids)  # an unreadable image is replaced; it is never drawn for training either
-            for i, vector in zip(ids, call(tf.constant(images, tf.float32)).numpy()):
-                known[index.paths[i]] = vector.astype(np.float32)
-            if k % 20 == 0:
-                logger.info("old embeddings: %d / %d", start + len(ids), missing.size)
+        aligned = config.harmonic_fit_alignment is not None
+        chunk = batch_size * 16  # aligned crops are held in memory a chunk at a time
+        loader = None if aligned else ImageBatchLoader(index, size, config.crop_fraction, seed=config.seed)
+        for start in range(0, missing.size, chunk):
+            ids = missing[start:start + chunk]
+            if aligned:
+                sub = ImageIndex(tuple(index.paths[i] for i in ids), index.labels[ids], index.names)
+                loader = AlignedCropLoader(sub, size, config.harmonic_fit_alignment, seed=config.seed)
+            for b in range(0, len(ids), batch_size):
+                rows = np.arange(b, min(b + batch_size, len(ids)))
+                # an unreadable image is replaced by another; it is never drawn for training either
+                images, _ = loader.load(rows if aligned else ids[rows])
+                for i, vector in zip(ids[rows], call(tf.constant(images, tf.float32)).numpy()):
+                    known[index.paths[i]] = vector.astype(np.float32)
+            logger.info("old embeddings: %d / %d", start + len(ids), missing.size)
         if cache:
             file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_name(f".{file.stem}.tmp.npz")
@@ -271,21 +287,48 @@ def _centre_crop_batches(config: TrainConfig, index: ImageIndex, old_embeddings:
         yield images, old[used]
 
 
-def _aligned_batches(config: TrainConfig, index: ImageIndex, batch_size: int):
+def _aligned_batches(config: TrainConfig, index: ImageIndex, old_embeddings: np.ndarray | None, batch_size: int):
     """(uint8 crops aligned as evaluation aligns them, at the new model's size; the old model's embeddings of the
-    same images aligned at its own size) for every training image (``facenet_tf.align``, crops cached on disk)."""
+    same images aligned at its own size) for every readable training image (``facenet_tf.align``, crops cached on
+    disk, read a batch at a time)."""
     from facenet_tf.align import AlignConfig, align_images
 
-    old_model = load_old_model(config.harmonic_with, config.harmonic_weights)
-    old_call = tf.function(lambda x: old_model(x, training=False), reduce_retracing=True)
-    mode = config.harmonic_fit_alignment
-    new_align = AlignConfig(mode=mode, output_size=tuple(config.image_size))
-    old_align = AlignConfig(mode=mode, output_size=tuple(old_model.input.shape[1:3]))
+    old = precompute_old_embeddings(config, index) if old_embeddings is None else np.asarray(old_embeddings)
+    align = AlignConfig(mode=config.harmonic_fit_alignment, output_size=tuple(config.image_size))
     for start in range(0, len(index), batch_size):
-        chunk = index.paths[start:start + batch_size]
-        new_crops = align_images(chunk, config=new_align, progress=False).images
-        old_crops = align_images(chunk, config=old_align, progress=False).images
-        yield new_crops, old_call(tf.constant(old_crops, tf.float32)).numpy()
+        result = align_images(index.paths[start:start + batch_size], config=align, progress=False, on_error="skip")
+        if len(result.images):
+            yield result.images, old[start + result.indices]
+
+
+class AlignedCropLoader(ImageBatchLoader):
+    """An ``ImageBatchLoader`` over the images of ``index`` aligned as evaluation aligns them (``facenet_tf.align``
+    mode ``mode`` at ``align_size``, default ``size``; read from or written to the crop cache once, then held in
+    memory). A larger ``size`` (the training pipeline's ``(1 + jitter)`` load size) pads each crop by reflection
+    around its centre instead of resizing it, so the random ``align_size`` crop taken from it later is a shift of
+    up to ``jitter / 2`` of the evaluation's framing at the evaluation's scale.
+    Unreadable images are skipped (logged by ``align_images``) and replaced like the parent class replaces them."""
+
+    def __init__(self, index: ImageIndex, size: tuple[int, int], mode: str,
+                 align_size: tuple[int, int] | None = None, seed: int = 0):
+        from facenet_tf.align import AlignConfig, align_images
+
+        super().__init__(index, size, 1.0, num_threads=1, seed=seed)
+        align = AlignConfig(mode=mode, output_size=tuple(align_size or size))
+        result = align_images(index.paths, config=align, progress=False, on_error="skip")
+        (h, w), (out_h, out_w) = align.output_size, self.size
+        if out_h < h or out_w < w:
+            raise ValueError(f"AlignedCropLoader: size {self.size} is smaller than the aligned crops' {(h, w)}.")
+        top, left = (out_h - h) // 2, (out_w - w) // 2
+        self.crops = np.zeros((len(index), out_h, out_w, 3), np.uint8)
+        for row, i in zip(result.images, result.indices):
+            self.crops[i] = cv2.copyMakeBorder(row, top, out_h - h - top, left, out_w - w - left,
+                                               cv2.BORDER_REFLECT_101)
+        self.bad = set(range(len(index))) - {int(i) for i in result.indices}
+        self.skipped = len(self.bad)
+
+    def _load(self, i: int) -> np.ndarray | None:
+        return None if i in self.bad else self.crops[i]
 
 
 def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index: ImageIndex,
@@ -296,7 +339,7 @@ def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index:
     Every training image of ``index`` is seen once as the un-augmented centre crop at the new model's input size
     (the crop its precomputed old embedding comes from) or, with ``config.harmonic_fit_alignment`` (``detect``,
     ``landmarks``, ``center``), aligned as evaluation aligns it, each model at its own input size (the old model then
-    embeds the aligned crops here); and once more mirrored when ``config.flip`` (target: the same old embedding). Features are standardised, the ridge strength is ``config.harmonic_ridge`` times the
+    embeds the aligned crops, cached like ``precompute_old_embeddings``); and once more mirrored when ``config.flip`` (target: the same old embedding). Features are standardised, the ridge strength is ``config.harmonic_ridge`` times the
     number of rows (relative to the standardised Gram matrix's diagonal), and everything is accumulated in float64
     batch by batch (memory O(F^2) for F features, not O(N F)). The solution is written into the layers so that the
     model *in inference mode* computes ``normalise(x K + c)`` exactly (``set_head_linear``). Inception-ResNet-v1's
@@ -316,7 +359,7 @@ def solve_head_least_squares(embedding: keras.Model, config: TrainConfig, index:
     if config.harmonic_fit_alignment is None:
         batches = _centre_crop_batches(config, index, old_embeddings, batch_size)
     else:
-        batches = _aligned_batches(config, index, batch_size)
+        batches = _aligned_batches(config, index, old_embeddings, batch_size)
     n, sx, sxx, sxy, sy, seen = 0, 0.0, 0.0, 0.0, 0.0, 0
     sample_images, sample_old = [], []
     for images, y in batches:
@@ -365,7 +408,10 @@ def harmonic_training_dataset(config: TrainConfig, index: ImageIndex, compositio
     sampler = IdentityBalancedSampler(index.labels, composition, config.seed)
     out_h, out_w = config.image_size
     load_size = (round(out_h * (1 + config.jitter)), round(out_w * (1 + config.jitter)))
-    loader = ImageBatchLoader(index, load_size, config.crop_fraction, seed=config.seed)
+    if config.harmonic_fit_alignment:
+        loader = AlignedCropLoader(index, load_size, config.harmonic_fit_alignment, config.image_size, config.seed)
+    else:
+        loader = ImageBatchLoader(index, load_size, config.crop_fraction, seed=config.seed)
 
     def batches():
         step = start_step

@@ -26,3 +26,20 @@ def tiny_tree(tmp_path):
 
 TINY_FLAGS = ["--model=nns2", "--input_size=40,32", "--embedding_dim=8", "--identities_per_batch=3",
               "--faces_per_identity=3", "--extra_negatives=2", "--exclude_pairs=", "--jitter=0.1"]
+
+
+@pytest.fixture()
+def env(tiny_tree, tmp_path, monkeypatch):
+    """The tiny tree, with the cache (aligned crops, precomputed old embeddings) in this test's own folder."""
+    monkeypatch.setenv("FACENET_TF_CACHE_DIR", str(tmp_path / "cache"))
+    return tiny_tree
+
+
+@pytest.fixture()
+def old_keras(tmp_path):
+    """A small random 'old' model for harmonic tests (8-D, 36x36 input: another size than the new model's)."""
+    from facenet_tf.models import create_model
+
+    path = tmp_path / "old.keras"
+    create_model("nns1", embedding_dim=8, input_shape=(36, 36, 3), batch_norm=True).save(path)
+    return str(path)

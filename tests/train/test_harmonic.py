@@ -22,20 +22,6 @@ TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_b
             extra_negatives=2, exclude_pairs=(), jitter=0.1)
 
 
-@pytest.fixture()
-def old_keras(tmp_path):
-    """A small random 'old' model (8-D, 36x36 input: another size than the new model's)."""
-    path = tmp_path / "old.keras"
-    create_model("nns1", embedding_dim=8, input_shape=(36, 36, 3), batch_norm=True).save(path)
-    return str(path)
-
-
-@pytest.fixture()
-def env(tiny_tree, tmp_path, monkeypatch):
-    monkeypatch.setenv("FACENET_TF_CACHE_DIR", str(tmp_path / "cache"))
-    return tiny_tree
-
-
 def _config(tmp_path, data_dir, name, **kw):
     return TrainConfig(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
 
