@@ -9,7 +9,7 @@
 #   commands.sh view2 H W    half H (A: folds 1-5 excluded, B: 6-10), from runs/v2${H}_old_p1 -> runs/v2${H}_al_si$W
 #   commands.sh report2 W    View 2, each pair scored by the models that never saw its people -> table_view2.md
 #   commands.sh probe1       the final projection of runs/hv1_al_si1 re-solved in closed form (ridge, on aligned
-#                            crops; experiments/harmonic_probe.py) per ridge strength -> probe_view1.md (View 1)
+#                            crops; experiments/harmonic_probe.py) per ridge strength -> table_probe_view1.md (View 1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=".venv/bin/python"
@@ -29,6 +29,6 @@ case "$1" in
   report2) $PY experiments/harmonic_report.py --pairs=view2 --split_folds=5 --output_dir=results/harmonic_aligned \
              --tag=_view2 --new="alone=runs/v2A_alone|runs/v2B_alone,centre_si1=runs/v2A_adam_si1|runs/v2B_adam_si1,aligned_si$2=runs/v2A_al_si$2|runs/v2B_al_si$2" ;;
   probe1) $PY experiments/harmonic_probe.py --old=inception_resnet_v1@msceleb --features=runs/hv1_al_si1:auto \
-            --ridge=0.01,0.1,0.3,1,3 --targets=image --output_dir=results/harmonic_aligned --tag=_view1 ;;
+            --ridge=0.01,0.1,0.3,1,3 --targets=image --output_dir=results/harmonic_aligned --tag=_probe_view1 ;;
   *) echo "usage: $0 view1 W | report1 | view2 A|B W | report2 W | probe1" >&2; exit 2 ;;
 esac
