@@ -22,7 +22,7 @@ case "$1" in
   view1) $PY experiments/train.py --workdir=runs/hv1_al_si$2 $COMMON --harmonic_same_image_weight=$2 \
            --init_from=runs/hv1_old_p1 ;;
   report1) $PY experiments/harmonic_report.py --pairs=view1_test_cv --output_dir=results/harmonic_aligned \
-             --tag=_view1 --new=alone=runs/nns2_lfw_view1,centre_si1=runs/hv1_adam_si1,centre_si3=runs/hv1_adam_si3,aligned_si1=runs/hv1_al_si1 ;;
+             --tag=_view1 --new=alone=runs/nns2_lfw_view1,centre_si1=runs/hv1_adam_si1,centre_si3=runs/hv1_adam_si3,aligned_si1=runs/hv1_al_si1,aligned_si3=runs/hv1_al_si3 ;;
   view2) case "$2" in A) folds=1-5 ;; B) folds=6-10 ;; *) echo "half: A or B" >&2; exit 2 ;; esac
          $PY experiments/train.py --workdir=runs/v2$2_al_si$3 $COMMON --harmonic_same_image_weight=$3 \
            --exclude_pairs=view2:folds=$folds --init_from=runs/v2$2_old_p1 ;;
