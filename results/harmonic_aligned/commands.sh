@@ -7,7 +7,7 @@
 #   commands.sh view1 W      View 1 training identities, from runs/hv1_old_p1 -> runs/hv1_al_si$W
 #   commands.sh report1      View 1 DevTest, 10-fold thresholds -> results/harmonic_aligned/table_view1.md
 #   commands.sh view2 H W    half H (A: folds 1-5 excluded, B: 6-10), from runs/v2${H}_old_p1 -> runs/v2${H}_al_si$W
-#   commands.sh report2 W    View 2, each pair scored by the models that never saw its people -> table_view2.md
+#   commands.sh report2      View 2, each pair scored by the models that never saw its people -> table_view2.md
 #   commands.sh probe1       the final projection of runs/hv1_al_si1 re-solved in closed form (ridge, on aligned
 #                            crops; experiments/harmonic_probe.py) per ridge strength -> table_probe_view1.md (View 1)
 set -euo pipefail
@@ -27,8 +27,8 @@ case "$1" in
          $PY experiments/train.py --workdir=runs/v2$2_al_si$3 $COMMON --harmonic_same_image_weight=$3 \
            --exclude_pairs=view2:folds=$folds --init_from=runs/v2$2_old_p1 ;;
   report2) $PY experiments/harmonic_report.py --pairs=view2 --split_folds=5 --output_dir=results/harmonic_aligned \
-             --tag=_view2 --new="alone=runs/v2A_alone|runs/v2B_alone,centre_si1=runs/v2A_adam_si1|runs/v2B_adam_si1,aligned_si$2=runs/v2A_al_si$2|runs/v2B_al_si$2" ;;
+             --tag=_view2 --new="alone=runs/v2A_alone|runs/v2B_alone,centre_si1=runs/v2A_adam_si1|runs/v2B_adam_si1,aligned_si1=runs/v2A_al_si1|runs/v2B_al_si1,aligned_si3=runs/v2A_al_si3|runs/v2B_al_si3" ;;
   probe1) $PY experiments/harmonic_probe.py --old=inception_resnet_v1@msceleb --features=runs/hv1_al_si1:auto \
             --ridge=0.01,0.1,0.3,1,3 --targets=image --output_dir=results/harmonic_aligned --tag=_probe_view1 ;;
-  *) echo "usage: $0 view1 W | report1 | view2 A|B W | report2 W | probe1" >&2; exit 2 ;;
+  *) echo "usage: $0 view1 W | report1 | view2 A|B W | report2 | probe1" >&2; exit 2 ;;
 esac
