@@ -73,6 +73,12 @@ flags.DEFINE_enum("harmonic_fit_alignment", None, ["center", "detect", "landmark
                   "fit the new model (the least-squares solve and the training steps) on the training images aligned "
                   "as evaluation aligns them (facenet_tf.align; each model at its own input size; the old embeddings "
                   "are of the old model's aligned crops) instead of the training pipeline's centre crops.")
+flags.DEFINE_integer("harmonic_views", 1, "With --harmonic_fit_alignment: the old model embeds this many fixed "
+                     "views of each training image (view 0 the aligned crop, view 1 its mirror with --flip, the others "
+                     "a zoom-in of up to --jitter, a shift of up to --jitter/2 and, with --flip, a mirror at random) "
+                     "and each training step shows the new model one view per image with that view's old embedding: "
+                     "exact targets for augmented inputs. 1: the old embedding of the plain crop for every "
+                     "augmentation.", lower_bound=1)
 flags.DEFINE_string("init_from", None, "With --harmonic_with: the trained new model to start from: a training "
                     "workdir, a .keras file or a zoo name (with --init_weights).")
 flags.DEFINE_string("init_weights", None, "For a zoo --init_from: its weights, e.g. 'msceleb'.")
@@ -123,7 +129,7 @@ def main(argv):
             harmonic_candidates=F.harmonic_candidates, harmonic_anchors=F.harmonic_anchors,
             harmonic_same_image_weight=F.harmonic_same_image_weight,
             harmonic_solver=F.harmonic_solver, harmonic_ridge=F.harmonic_ridge,
-            harmonic_fit_alignment=F.harmonic_fit_alignment,
+            harmonic_fit_alignment=F.harmonic_fit_alignment, harmonic_views=F.harmonic_views,
             init_from=F.init_from, init_weights=F.init_weights)
     except ValueError as error:
         raise app.UsageError(str(error))

@@ -67,6 +67,7 @@ class TrainConfig:
     harmonic_solver: str = "triplet"           # phase 1: the harmonic loss | least_squares (ours: closed form,
     harmonic_ridge: float = 0.3                # then `steps` of the harmonic loss, 0 allowed); its ridge strength
     harmonic_fit_alignment: str | None = None  # fit (solve and steps) on crops aligned like evaluation's (None: centre)
+    harmonic_views: int = 1                    # > 1: fixed augmented views per image, each with its exact old embedding
     init_from: str | None = None               # model initialising this run (harmonic only): workdir | .keras | zoo
     init_weights: str | None = None            # for a zoo init_from: e.g. 'msceleb'
 
@@ -98,6 +99,11 @@ class TrainConfig:
             if self.harmonic_with is None or self.harmonic_old_embeddings != "precomputed":
                 fail("harmonic_fit_alignment", "to be used with --harmonic_with and precomputed old embeddings",
                      self.harmonic_fit_alignment)
+        if not (isinstance(self.harmonic_views, int) and self.harmonic_views >= 1):
+            fail("harmonic_views", "an integer >= 1", self.harmonic_views)
+        if self.harmonic_views > 1 and (self.harmonic_fit_alignment is None or self.harmonic_solver != "triplet"):
+            fail("harmonic_views", "1 unless --harmonic_fit_alignment is set and --harmonic_solver=triplet (the views "
+                 "are of the aligned crops, for training steps)", self.harmonic_views)
         if not self.harmonic_ridge >= 0:
             fail("harmonic_ridge", "a number >= 0", self.harmonic_ridge)
         if self.steps < (0 if self.harmonic_solver == "least_squares" else 1):

@@ -12,6 +12,10 @@ Two ways to get the old model's embeddings of a training batch (``TrainConfig.ha
   images aligned as evaluation aligns them (``facenet_tf.align``, each model at its own input size, crops cached
   on disk and held in memory for training): the old embeddings are of the old model's aligned crops, the new
   model trains on its aligned crops (``AlignedCropLoader``; random crop and flip as usual).
+  With ``TrainConfig.harmonic_views`` = K > 1 the old model embeds K fixed augmented views of each aligned crop
+  (``view_boxes``: the crop, its mirror, zoomed/shifted/mirrored variants) and every training step shows the new
+  model one of them per image together with *that view's* old embedding: exact targets for augmented inputs, at K
+  times the one-off cost, instead of the plain crop's embedding for every augmentation.
 * ``in_step``: the old model runs inside every training step on the new model's augmented batch, resized to the
   old model's input size (aspect ratio not preserved); slow, since the old model is typically much larger.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zlib
 from pathlib import Path
 
 import keras
@@ -194,9 +199,10 @@ def build_harmonic_model(config: TrainConfig) -> HarmonicTripletModel:
     return model
 
 
-def old_embeddings_cache_key(config: TrainConfig, input_size: tuple[int, int]) -> str:
+def old_embeddings_cache_key(config: TrainConfig, input_size: tuple[int, int], view: int = 0) -> str:
     """Content key of the precomputed old embeddings: old model source + weights, crop, size (not the image list:
-    one cache file holds every image embedded so far with these settings, so runs on other splits share it)."""
+    one cache file holds every image embedded so far with these settings, so runs on other splits share it); for a
+    ``view`` > 0 (``view_boxes``) also the view and what draws it (``jitter``, ``flip``, the scheme's version)."""
     source = config.harmonic_with
     stamp = ""
     path = Path(source)
@@ -207,20 +213,23 @@ def old_embeddings_cache_key(config: TrainConfig, input_size: tuple[int, int]) -
                 "size": list(input_size), "cache_format": 2}
     if config.harmonic_fit_alignment is not None:  # (absent otherwise: keys of centre-crop caches stay as they were)
         settings["alignment"] = config.harmonic_fit_alignment
+    if view:  # view 0 is the plain crop: the same embeddings as without views, under the same key
+        settings["view"] = {"index": view, "jitter": config.jitter, "flip": config.flip, "scheme": VIEW_SCHEME}
     payload = json.dumps(settings)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size: int = 64,
-                              cache: bool = True) -> np.ndarray:
+                              cache: bool = True, view: int = 0) -> np.ndarray:
     """(N, D) float32 old-model embeddings of every image of ``index`` (centre crop, no augmentation; with
-    ``config.harmonic_fit_alignment`` the crop aligned as evaluation aligns it, at the old model's input size).
+    ``config.harmonic_fit_alignment`` the crop aligned as evaluation aligns it, at the old model's input size; with
+    ``view`` > 0, aligned only, view ``view`` of that crop, ``view_boxes``).
 
     Cached per image in ``<cache>/harmonic/<key>.npz`` (paths + vectors): only images not embedded before with the
     same old model, crop and size are computed, then the file is rewritten atomically with the union."""
     old = load_old_model(config.harmonic_with, config.harmonic_weights)
     size = tuple(old.input.shape[1:3])
-    file = paths.cache_dir() / "harmonic" / f"{old_embeddings_cache_key(config, size)}.npz"
+    file = paths.cache_dir() / "harmonic" / f"{old_embeddings_cache_key(config, size, view)}.npz"
     known: dict[str, np.ndarray] = {}
     if cache and file.is_file():
         with np.load(file, allow_pickle=False) as data:
@@ -231,18 +240,26 @@ def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size
                     len(index) - missing.size)
         call = tf.function(lambda x: old(x, training=False), reduce_retracing=True)
         aligned = config.harmonic_fit_alignment is not None
+        if view and not aligned:
+            raise ValueError("precompute_old_embeddings: views (--harmonic_views) need --harmonic_fit_alignment.")
         chunk = batch_size * 16  # aligned crops are held in memory a chunk at a time
         loader = None if aligned else ImageBatchLoader(index, size, config.crop_fraction, seed=config.seed)
+        load_size = padded_size(size, config.jitter) if view else size
         for start in range(0, missing.size, chunk):
             ids = missing[start:start + chunk]
             if aligned:
                 sub = ImageIndex(tuple(index.paths[i] for i in ids), index.labels[ids], index.names)
-                loader = AlignedCropLoader(sub, size, config.harmonic_fit_alignment, seed=config.seed)
+                loader = AlignedCropLoader(sub, load_size, config.harmonic_fit_alignment, size, seed=config.seed)
             for b in range(0, len(ids), batch_size):
                 rows = np.arange(b, min(b + batch_size, len(ids)))
                 # an unreadable image is replaced by another; it is never drawn for training either
                 images, _ = loader.load(rows if aligned else ids[rows])
-                for i, vector in zip(ids[rows], call(tf.constant(images, tf.float32)).numpy()):
+                images = tf.constant(images, tf.float32)
+                if view:
+                    boxes, mirror = view_boxes([index.paths[i] for i in ids[rows]], view + 1, config.jitter,
+                                               config.flip)
+                    images = crop_views(images, boxes[:, view], mirror[:, view], size)
+                for i, vector in zip(ids[rows], call(images).numpy()):
                     known[index.paths[i]] = vector.astype(np.float32)
             logger.info("old embeddings: %d / %d", start + len(ids), missing.size)
         if cache:
@@ -252,6 +269,68 @@ def precompute_old_embeddings(config: TrainConfig, index: ImageIndex, batch_size
             np.savez(tmp, paths=np.array(names), vectors=np.stack([known[n] for n in names]))
             tmp.replace(file)
     return np.stack([known[p] for p in index.paths]).astype(np.float32)
+
+VIEW_SCHEME = 1  # bump when view_boxes changes: cached view embeddings are keyed by it
+
+
+def padded_size(size: tuple[int, int], jitter: float) -> tuple[int, int]:
+    """The training pipeline's load size for ``size`` and ``jitter``: crops padded to ``(1 + jitter)`` times."""
+    return round(size[0] * (1 + jitter)), round(size[1] * (1 + jitter))
+
+
+def view_boxes(image_paths, views: int, jitter: float, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed augmented views of ``--harmonic_views``: ``(boxes (N, views, 4) float32, mirror (N, views) bool)``.
+
+    A box is ``(y1, x1, y2, x2)`` relative to the image's aligned crop (0 and 1 = its edges; beyond them is the
+    reflection padding of ``AlignedCropLoader``), the same for every model's crop of the image whatever its size.
+    View 0 is the crop itself; view 1 its mirror when ``flip`` (else drawn like the rest); view k >= 2 a zoom-in by a
+    factor drawn in [1 - jitter, 1], its centre shifted by up to ``jitter / 2`` of the crop along each axis, and,
+    when ``flip``, mirrored with probability 1/2. Drawn from the image's file name and folder (not its full path)
+    and the view's index only, so every run, split and machine gets the same views of an image."""
+    n = len(image_paths)
+    boxes = np.tile(np.array([0.0, 0.0, 1.0, 1.0], np.float32), (n, views, 1))
+    mirror = np.zeros((n, views), bool)
+    for i, path in enumerate(image_paths):
+        name = "/".join(Path(path).parts[-2:]).encode()
+        for k in range(1, views):
+            if k == 1 and flip:
+                mirror[i, k] = True
+                continue
+            rng = np.random.default_rng([VIEW_SCHEME, k, zlib.crc32(name)])
+            scale = rng.uniform(1.0 - jitter, 1.0)
+            dy, dx = rng.uniform(-jitter / 2, jitter / 2, size=2)
+            lo, hi = -jitter / 2, 1.0 + jitter / 2  # the padded region
+            cy = np.clip(0.5 + dy, lo + scale / 2, hi - scale / 2)
+            cx = np.clip(0.5 + dx, lo + scale / 2, hi - scale / 2)
+            boxes[i, k] = (cy - scale / 2, cx - scale / 2, cy + scale / 2, cx + scale / 2)
+            mirror[i, k] = flip and rng.random() < 0.5
+    return boxes, mirror
+
+
+def crop_views(images, boxes, mirror, size: tuple[int, int]) -> tf.Tensor:
+    """Views of crops padded by reflection around their centre (``AlignedCropLoader`` at a larger size): ``images``
+    (B, Hp, Wp, 3), ``boxes`` (B, 4) relative to the unpadded ``size`` crop (``view_boxes``), ``mirror`` (B,) ->
+    (B, *size, 3) float32, bilinear. The box (0, 0, 1, 1) gives back the crop's pixels (to within 1e-3)."""
+    images = tf.convert_to_tensor(images)
+    hp, wp = int(images.shape[1]), int(images.shape[2])
+    h, w = size
+    if hp < h or wp < w:
+        raise ValueError(f"crop_views: padded images {(hp, wp)} are smaller than the crops {(h, w)}.")
+    top, left = (hp - h) // 2, (wp - w) // 2
+    boxes = tf.cast(boxes, tf.float32)
+    y = (top + boxes[:, 0::2] * (h - 1)) / max(hp - 1, 1)
+    x = (left + boxes[:, 1::2] * (w - 1)) / max(wp - 1, 1)
+    normalised = tf.stack([y[:, 0], x[:, 0], y[:, 1], x[:, 1]], axis=1)
+    count = tf.shape(images)[0]
+    crops = tf.image.crop_and_resize(tf.cast(images, tf.float32), normalised, tf.range(count), [h, w])
+    mirror = tf.reshape(tf.cast(mirror, tf.bool), [-1, 1, 1, 1])
+    return tf.where(mirror, tf.reverse(crops, axis=[2]), crops)
+
+
+def precompute_old_view_embeddings(config: TrainConfig, index: ImageIndex) -> np.ndarray:
+    """(N, K, D) float32: the old model's embeddings of the ``K = config.harmonic_views`` views of every image
+    (``view_boxes``), each view cached like ``precompute_old_embeddings``."""
+    return np.stack([precompute_old_embeddings(config, index, view=k) for k in range(config.harmonic_views)], axis=1)
 
 
 def set_head_linear(embedding: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> None:
@@ -401,33 +480,52 @@ def harmonic_training_dataset(config: TrainConfig, index: ImageIndex, compositio
                               prefetch: int = 2) -> tuple[tf.data.Dataset, ImageBatchLoader]:
     """``training_dataset`` plus each image's precomputed old embedding: ``((images, old), labels)`` per step.
 
-    Same batches and augmentation as ``facenet_tf.data.pipeline.training_dataset`` for the same (seed, step)."""
+    Same batches and augmentation as ``facenet_tf.data.pipeline.training_dataset`` for the same (seed, step).
+    With ``config.harmonic_views`` = K > 1, ``old_embeddings`` (if given) is (N, K, D) and the augmentation is
+    instead one of the K fixed views of each image (``view_boxes``), drawn per image and step from (seed, step),
+    with that view's old embedding."""
+    views = config.harmonic_views
     if old_embeddings is None:
-        old_embeddings = precompute_old_embeddings(config, index)
+        old_embeddings = (precompute_old_view_embeddings(config, index) if views > 1
+                          else precompute_old_embeddings(config, index))
     old_embeddings = np.asarray(old_embeddings, np.float32)
+    expected = (len(index), views) if views > 1 else (len(index),)
+    if old_embeddings.shape[:-1] != expected:
+        raise ValueError(f"harmonic_training_dataset: old embeddings of shape {old_embeddings.shape}, expected "
+                         f"{expected} + (D,) for {len(index)} images and --harmonic_views={views}.")
     sampler = IdentityBalancedSampler(index.labels, composition, config.seed)
     out_h, out_w = config.image_size
-    load_size = (round(out_h * (1 + config.jitter)), round(out_w * (1 + config.jitter)))
+    load_size = padded_size(config.image_size, config.jitter)
     if config.harmonic_fit_alignment:
         loader = AlignedCropLoader(index, load_size, config.harmonic_fit_alignment, config.image_size, config.seed)
     else:
         loader = ImageBatchLoader(index, load_size, config.crop_fraction, seed=config.seed)
+    b = composition.batch_size
+    if views > 1:
+        boxes, mirror = view_boxes(index.paths, views, config.jitter, config.flip)
 
     def batches():
         step = start_step
         while True:
             images, labels, used = loader.load_indexed(sampler.batch(step))
-            yield images, old_embeddings[used], labels, np.int64(step)
+            if views > 1:
+                pick = np.random.default_rng([config.seed, step, VIEW_SCHEME]).integers(views, size=len(used))
+                yield images, old_embeddings[used, pick], labels, np.int64(step), boxes[used, pick], mirror[used, pick]
+            else:
+                yield (images, old_embeddings[used], labels, np.int64(step), np.zeros((b, 4), np.float32),
+                       np.zeros((b,), bool))
             step += 1
 
-    b = composition.batch_size
     ds = tf.data.Dataset.from_generator(batches, output_signature=(
-        tf.TensorSpec((b, *load_size, 3), tf.uint8), tf.TensorSpec((b, old_embeddings.shape[1]), tf.float32),
-        tf.TensorSpec((b,), tf.int32), tf.TensorSpec((), tf.int64)))
+        tf.TensorSpec((b, *load_size, 3), tf.uint8), tf.TensorSpec((b, old_embeddings.shape[-1]), tf.float32),
+        tf.TensorSpec((b,), tf.int32), tf.TensorSpec((), tf.int64), tf.TensorSpec((b, 4), tf.float32),
+        tf.TensorSpec((b,), tf.bool)))
 
-    def finish(images, old, labels, step):
+    def finish(images, old, labels, step, view_box, view_mirror):
         seed_pair = tf.stack([tf.constant(config.seed, tf.int64), step])
-        if config.jitter or config.flip:
+        if views > 1:
+            images = crop_views(images, view_box, view_mirror, (out_h, out_w))
+        elif config.jitter or config.flip:
             images = augment(images, seed_pair, (out_h, out_w), config.flip)
         else:
             images = tf.cast(images, tf.float32)

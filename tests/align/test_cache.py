@@ -30,7 +30,12 @@ def test_image_key_and_settings_hash(tmp_path):
     key = image_key(path)
     assert key == image_key(str(path)) and len(key) == 40
     os.utime(path, ns=(1_000_000_000, 2_000_000_000))
-    assert image_key(path) != key  # a new mtime is a new image
+    copy = tmp_path / "elsewhere" / "b.bin"
+    copy.parent.mkdir()
+    copy.write_bytes(b"12345")
+    assert image_key(path) == key == image_key(copy)  # a new mtime or another place: the same image
+    path.write_bytes(b"12346")
+    assert image_key(path) != key  # new contents: a new image
     assert cache_module.settings_hash({"a": 1, "b": [2, 3]}) == cache_module.settings_hash({"b": [2, 3], "a": 1})
     assert cache_module.settings_hash({"a": 1}) != cache_module.settings_hash({"a": 2})
     with pytest.raises(OSError):

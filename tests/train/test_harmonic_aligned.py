@@ -76,9 +76,11 @@ def test_training_batches_are_aligned_crops_with_old_embeddings_of_aligned_crops
     np.testing.assert_array_equal(labels.numpy(), index.labels[ids])
 
 
-def test_whole_network_training_on_aligned_crops_runs_and_resumes(env, tmp_path, old_keras):
+@pytest.mark.parametrize("views", [1, 3])  # 3: --harmonic_views (tests/train/test_harmonic_views.py)
+def test_whole_network_training_on_aligned_crops_runs_and_resumes(env, tmp_path, old_keras, views):
     config = _config(tmp_path, env, old_keras, steps=2, checkpoint_every=1, harmonic_candidates="old",
-                     harmonic_same_image_weight=1.0, optimizer="adam", learning_rate=1e-3)
+                     harmonic_same_image_weight=1.0, optimizer="adam", learning_rate=1e-3, harmonic_views=views,
+                     jitter=0.2)
     summary = train(config, verbose=0)
     assert summary["end_step"] == 2 and all(np.isfinite(summary["history"]["loss"]))
     resumed = train(dataclasses.replace(config, steps=3), verbose=0)
