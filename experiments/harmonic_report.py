@@ -84,6 +84,21 @@ def _test_pairs(sets, pairs):
     return sets[1] if pairs == "view1" else sets[0]
 
 
+def paired_fold_difference(metrics_a: dict, metrics_b: dict) -> dict:
+    """Fold-by-fold accuracy of comparison a minus comparison b (the verification metrics' ``folds``): mean,
+    standard error over the folds, and how many folds are higher / equal / lower."""
+    import numpy as np
+
+    a = {f["fold"]: f["accuracy"] for f in metrics_a["folds"]}
+    b = {f["fold"]: f["accuracy"] for f in metrics_b["folds"]}
+    if sorted(a) != sorted(b):
+        raise ValueError(f"paired_fold_difference: folds {sorted(a)} and {sorted(b)} differ.")
+    diff = np.array([a[k] - b[k] for k in sorted(a)])
+    return {"mean": float(diff.mean()), "sem": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0,
+            "higher": int((diff > 1e-12).sum()), "equal": int((np.abs(diff) <= 1e-12).sum()),
+            "lower": int((diff < -1e-12).sum()), "folds": diff.tolist()}
+
+
 def report_main():
     import json
     from pathlib import Path
@@ -166,6 +181,15 @@ def report_main():
                      f"{val2:.4f} | {val1:.4f} |")
     lines += ["", "VAL@1e-2 / 1e-1 (ROC): read off the ROC of all pairs pooled (no cross-validation), to compare the "
               "curves at more operating points; VAL@FAR=1e-3 and accuracy follow the 10-fold protocol."]
+    lines += ["", "Old-new minus new-new accuracy, fold by fold (paired: the same folds, each comparison with its own "
+              "thresholds): mean +- standard error over the folds, and in how many folds old-new is higher.", "",
+              "| new model | old-new - new-new (points) | SE | folds old-new higher / equal / lower |",
+              "| --- | --- | --- | --- |"]
+    for label, _ in news:
+        paired = paired_fold_difference(public[label]["cross"]["metrics"], public[label]["b-b"]["metrics"])
+        public[label]["old_new_minus_new_new"] = paired
+        lines.append(f"| {label} | {100 * paired['mean']:+.2f} | {100 * paired['sem']:.2f} | "
+                     f"{paired['higher']} / {paired['equal']} / {paired['lower']} |")
     table = "\n".join(lines)
     (out / f"table{F.tag}.md").write_text(table + "\n")
     (out / f"results{F.tag}.json").write_text(json.dumps(public, indent=2, default=str))
