@@ -84,27 +84,13 @@ def _test_pairs(sets, pairs):
     return sets[1] if pairs == "view1" else sets[0]
 
 
-def paired_fold_difference(metrics_a: dict, metrics_b: dict) -> dict:
-    """Fold-by-fold accuracy of comparison a minus comparison b (the verification metrics' ``folds``): mean,
-    standard error over the folds, and how many folds are higher / equal / lower."""
-    import numpy as np
-
-    a = {f["fold"]: f["accuracy"] for f in metrics_a["folds"]}
-    b = {f["fold"]: f["accuracy"] for f in metrics_b["folds"]}
-    if sorted(a) != sorted(b):
-        raise ValueError(f"paired_fold_difference: folds {sorted(a)} and {sorted(b)} differ.")
-    diff = np.array([a[k] - b[k] for k in sorted(a)])
-    return {"mean": float(diff.mean()), "sem": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0,
-            "higher": int((diff > 1e-12).sum()), "equal": int((np.abs(diff) <= 1e-12).sum()),
-            "lower": int((diff < -1e-12).sum()), "folds": diff.tolist()}
-
-
 def report_main():
     import json
     from pathlib import Path
 
     from facenet_tf.evaluation.lfw import evaluate_cross_model, harmonic_diagnosis, load_pair_sets, pair_images
     from facenet_tf.evaluation.plots import plot_roc
+    from facenet_tf.evaluation.verification import paired_fold_difference
 
     if not F.new:
         raise app.UsageError("--new: give at least one label=source.")
@@ -186,7 +172,8 @@ def report_main():
               "| new model | old-new - new-new (points) | SE | folds old-new higher / equal / lower |",
               "| --- | --- | --- | --- |"]
     for label, _ in news:
-        paired = paired_fold_difference(public[label]["cross"]["metrics"], public[label]["b-b"]["metrics"])
+        paired = paired_fold_difference(public[label]["cross"]["metrics"]["folds"],
+                                        public[label]["b-b"]["metrics"]["folds"])
         public[label]["old_new_minus_new_new"] = paired
         lines.append(f"| {label} | {100 * paired['mean']:+.2f} | {100 * paired['sem']:.2f} | "
                      f"{paired['higher']} / {paired['equal']} / {paired['lower']} |")

@@ -278,6 +278,26 @@ def _mean_std_sem(values: np.ndarray) -> tuple[float, float, float]:
     return mean, std, std / math.sqrt(values.size)
 
 
+def paired_fold_difference(folds_a, folds_b) -> dict:
+    """Fold-by-fold accuracy of one comparison minus another on the same folds (e.g. old-new minus new-new in
+    harmonic evaluation): ``folds_a``/``folds_b`` are ``FoldResult``s or their dicts (``fold``, ``accuracy``).
+    Returns the mean difference, its standard error over the folds (sample std, ddof=1), how many folds are
+    higher / equal / lower, and the per-fold differences. A paired comparison: fold-to-fold spread common to both
+    comparisons cancels."""
+    def accuracies(folds):
+        return {int(f["fold"] if isinstance(f, dict) else f.fold): float(f["accuracy"] if isinstance(f, dict)
+                                                                           else f.accuracy) for f in folds}
+
+    a, b = accuracies(folds_a), accuracies(folds_b)
+    if sorted(a) != sorted(b):
+        raise ValueError(f"paired_fold_difference: the folds differ ({sorted(a)} vs {sorted(b)}).")
+    diff = np.array([a[k] - b[k] for k in sorted(a)])
+    mean, _, sem = _mean_std_sem(diff)
+    return {"mean": mean, "sem": sem, "higher": int((diff > 1e-12).sum()),
+            "equal": int((np.abs(diff) <= 1e-12).sum()), "lower": int((diff < -1e-12).sum()),
+            "folds": diff.tolist()}
+
+
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class VerificationResult:
     """Everything ``evaluate_verification`` / ``evaluate_with_train_split`` measure.

@@ -110,16 +110,3 @@ def test_probe_ridge_recovers_a_linear_map_and_shrinks_with_lambda():
     heavy, _ = harmonic_probe.fit_ridge(x, y, 1e3)
     assert np.linalg.norm(heavy) < 0.01 * np.linalg.norm(true_kernel)
 
-
-def test_paired_fold_difference():
-    import harmonic_report
-
-    a = {"folds": [{"fold": k, "accuracy": acc} for k, acc in enumerate([0.75, 0.70, 0.72, 0.80])]}
-    b = {"folds": [{"fold": k, "accuracy": acc} for k, acc in enumerate([0.70, 0.70, 0.74, 0.76])]}
-    out = harmonic_report.paired_fold_difference(a, b)
-    diff = np.array([0.05, 0.0, -0.02, 0.04])
-    assert out["mean"] == pytest.approx(diff.mean())
-    assert out["sem"] == pytest.approx(diff.std(ddof=1) / 2)
-    assert (out["higher"], out["equal"], out["lower"]) == (2, 1, 1)
-    with pytest.raises(ValueError, match="folds"):
-        harmonic_report.paired_fold_difference(a, {"folds": b["folds"][:3]})

@@ -384,3 +384,21 @@ def test_protocol_matches_brute_force(pairs, n_folds, random):
     assert result.accuracy_mean == pytest.approx(mean)
     assert result.accuracy_std == pytest.approx(std, abs=1e-12)
     assert result.accuracy_sem == pytest.approx(std / math.sqrt(n_folds), abs=1e-12)
+
+
+def test_paired_fold_difference_takes_results_or_their_dicts():
+    rng = np.random.default_rng(3)
+    distances, same = rng.uniform(0, 4, 600), np.tile([True, False], 300)
+    folds = np.repeat(np.arange(10), 60)
+    a = v.evaluate_verification(distances - 0.5 * same, same, folds=folds).folds
+    b = v.evaluate_verification(distances, same, folds=folds).folds
+    out = v.paired_fold_difference(a, [f.to_dict() for f in b])
+    diff = np.array([fa.accuracy - fb.accuracy for fa, fb in zip(a, b)])
+    assert out["mean"] == pytest.approx(diff.mean()) and out["mean"] > 0
+    assert out["sem"] == pytest.approx(diff.std(ddof=1) / np.sqrt(10))
+    assert out["higher"] + out["equal"] + out["lower"] == 10 and out["higher"] > out["lower"]
+    hand = [{"fold": k, "accuracy": v} for k, v in enumerate([0.75, 0.70, 0.72, 0.80])]
+    other = [{"fold": k, "accuracy": v} for k, v in enumerate([0.70, 0.70, 0.74, 0.76])]
+    assert (lambda r: (r["higher"], r["equal"], r["lower"]))(v.paired_fold_difference(hand, other)) == (2, 1, 1)
+    with pytest.raises(ValueError, match="folds differ"):
+        v.paired_fold_difference(hand, other[:3])
