@@ -208,7 +208,7 @@ def main(argv: list[str]) -> None:
     print()
     print(text)
     if _OUTPUT.value:
-        from facenet_tf.export.metadata import write_file_atomically
+        from facenet_tf.atomic import write_file_atomically
 
         write_file_atomically(_OUTPUT.value, text.encode())
         print(f"wrote {_OUTPUT.value}")

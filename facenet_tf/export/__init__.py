@@ -25,7 +25,7 @@ _NAMES = {
     "dequantize_embeddings": "quantize", "integer_squared_distances": "quantize",
     "int8_squared_distances": "quantize", "integer_threshold": "quantize", "quantization_stats": "quantize",
     "Threshold": "calibration", "calibrate_threshold": "calibration", "calibration_images": "calibration",
-    "read_metadata": "metadata", "write_directory_atomically": "metadata",
+    "read_metadata": "metadata",
     "export_saved_model": "saved_model", "SIGNATURES": "saved_model", "load_metadata": "saved_model",
     "export_tflite": "tflite", "convert_model": "tflite", "VARIANTS": "tflite", "TFLiteEmbeddingModel": "tflite",
     "tflite_embedder": "tflite", "embedding_parity": "tflite", "read_embedded_metadata": "tflite",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from facenet_tf.export.calibration import THRESHOLD_SPLIT, Threshold
-from facenet_tf.export.metadata import write_file_atomically
+from facenet_tf.atomic import write_file_atomically
 from facenet_tf.export.source import ModelSource, ModelSourceError, load_model_source
 
 

@@ -10,9 +10,10 @@ order), embedding size, preprocessing, threshold, the 128-byte form, versions an
 
 ``read_metadata(path)`` reads it from a SavedModel directory, a ``.tflite`` file or a ``.json`` file.
 
-Atomic writes: an export is written into a hidden temporary sibling (``.<name>.tmp-<random>``) and renamed into
-place only when complete and checked; an existing export is first renamed aside and deleted only after the new
-one is in place. A failure at any point removes the temporary directory and leaves the old export as it was.
+Atomic writes (``facenet_tf.atomic``): an export is written into a hidden temporary sibling
+(``.<name>.tmp-<random>``) and renamed into place only when complete and checked; an existing export is first
+renamed aside and deleted only after the new one is in place. A failure at any point removes the temporary
+directory and leaves the old export as it was.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from facenet_tf.export.source import PREPROCESSING, ModelSource
 
@@ -60,27 +59,6 @@ def base_metadata(source: ModelSource, export_format: str) -> dict[str, Any]:
     }
 
 
-def write_file_atomically(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes ``data`` to a temporary sibling, fsyncs it, then renames it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomically(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    return write_file_atomically(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
-
-
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata of an export: a SavedModel directory, a ``.tflite`` file (the JSON beside it, else the
     embedded copy) or the ``.json`` file itself."""
@@ -103,44 +81,3 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if path.suffix == ".json" and path.is_file():
         return json.loads(path.read_text())
     raise FileNotFoundError(f"'{path}' is not a SavedModel directory, a .tflite file or a metadata .json file")
-
-
-def _is_replaceable(target: Path) -> bool:
-    """Only a previous export (it has ``saved_model.pb``) or an empty directory may be replaced."""
-    return target.is_dir() and ((target / "saved_model.pb").is_file() or not any(target.iterdir()))
-
-
-def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path], None],
-                               overwrite: bool = False) -> Path:
-    """Runs ``write(tmp)`` to create the directory ``tmp`` (a hidden sibling of ``target``), then swaps it into
-    place with renames. Any exception (from ``write`` or the swap) removes ``tmp`` and leaves ``target`` as it
-    was. With ``overwrite``, an existing export at ``target`` is replaced; otherwise it is an error.
-    """
-    target = Path(target).absolute()
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(f"'{target}' exists; pass overwrite=True (--overwrite) to replace it")
-        if not _is_replaceable(target):
-            raise FileExistsError(f"'{target}' exists and is not a SavedModel export; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    tmp = target.parent / f".{target.name}.tmp-{token}"
-    old = target.parent / f".{target.name}.old-{token}"
-    try:
-        write(tmp)
-        if not tmp.is_dir():
-            raise RuntimeError(f"the export writer did not create '{tmp}'")
-        if target.exists():
-            os.rename(target, old)
-            try:
-                os.rename(tmp, target)
-            except BaseException:
-                os.rename(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target

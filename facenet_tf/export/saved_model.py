@@ -46,7 +46,8 @@ import numpy as np
 import tensorflow as tf
 
 from facenet_tf.export.calibration import Threshold
-from facenet_tf.export.metadata import METADATA_FILE, base_metadata, write_directory_atomically
+from facenet_tf.atomic import write_directory_atomically
+from facenet_tf.export.metadata import METADATA_FILE, base_metadata
 from facenet_tf.export.quantize import DEFAULT_SCALE, QMAX, EmbeddingQuantizer
 from facenet_tf.export.source import ModelSource, from_keras_model
 
@@ -318,7 +319,9 @@ def export_saved_model(source: ModelSource | keras.Model, export_dir: str | os.P
         if check:
             check_saved_model(tmp, source.model)
 
-    path = write_directory_atomically(export_dir, write, overwrite=overwrite)
+    path = write_directory_atomically(export_dir, write, overwrite=overwrite,
+                                      replaceable=lambda target: (target / "saved_model.pb").is_file(),
+                                      what="a SavedModel export")
     return SavedModelExport(path, metadata)
 
 

@@ -39,8 +39,8 @@ import numpy as np
 
 from facenet_tf.evaluation.embed import Embedder, l2_normalize
 from facenet_tf.export.calibration import Threshold
-from facenet_tf.export.metadata import (TFLITE_METADATA_NAME, base_metadata, write_file_atomically,
-                                        write_json_atomically)
+from facenet_tf.atomic import write_file_atomically, write_json_atomically
+from facenet_tf.export.metadata import TFLITE_METADATA_NAME, base_metadata
 from facenet_tf.export.source import ModelSource, from_keras_model
 
 
