@@ -9,8 +9,9 @@ The one owner of "write an output" for every layer (it imports nothing of facene
   temporary sibling (``.<name>.tmp-<random>``), are fsynced, then renamed over the target: a reader sees the old
   file or the new one, never a part.
 - ``atomic_file(path)``: the same as a context manager, for writers that want a path (``numpy.savez``, Keras).
-- ``write_directory_atomically``: a folder is built in a hidden sibling and swapped in with renames only once the
-  writer has finished; the previous folder is moved aside first and deleted only after the swap.
+- ``write_directory_atomically``: a folder is built in a hidden sibling and swapped in only once the writer has
+  finished: in one step where the system can exchange two paths (Linux ``renameat2``), else by moving the
+  previous folder aside first; the previous folder is deleted only after the swap.
 - ``remove_stale_temporaries(target)``: removes the hidden siblings a killed run left behind (``kill -9`` cannot
   run clean-up code), so they do not pile up.
 """
@@ -82,11 +83,13 @@ def atomic_file(path: str | os.PathLike, overwrite: bool = True, suffix: str = "
     """Yields a temporary path beside ``path``; when the block ends without an error, the file written there is
     fsynced and renamed over ``path``. On any error (or ``KeyboardInterrupt``) the temporary file is removed and
     ``path`` is untouched. ``overwrite=False`` refuses an existing ``path`` (checked again at the rename).
+    Temporaries that a killed writer of ``path`` left behind are removed first.
     ``suffix``: an extension the writer insists on (``.keras``, ``.npz``)."""
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"'{path}' exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = _temporary_sibling(path)
     if suffix:
         tmp = tmp.with_name(tmp.name + suffix)
@@ -120,11 +123,20 @@ def write_json_atomically(path: str | os.PathLike, data: dict[str, Any], overwri
 
 def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     """Removes the hidden temporary siblings (``.<name>.tmp-*``, ``.<name>.old-*``) of ``target`` that a killed
-    writer left behind; returns what it removed. Only call it where no other writer of ``target`` runs."""
+    writer left behind; returns what it removed. Only call it where no other writer of ``target`` runs.
+
+    A writer killed between the two renames of a swap (where the system cannot exchange two paths in one step)
+    leaves ``target`` missing and the previous output in ``.<name>.old-*``: that one is renamed back to
+    ``target``, not removed."""
     target = Path(target).absolute()
     removed = []
     if not target.parent.is_dir():
         return removed
+    if not (target.exists() or target.is_symlink()):
+        aside = sorted((e for e in target.parent.iterdir() if e.name.startswith(f".{target.name}{_OLD}")),
+                       key=lambda e: e.lstat().st_mtime)
+        if aside:
+            os.rename(aside[-1], target)
     for entry in target.parent.iterdir():
         if entry.name.startswith(f".{target.name}{_TMP}") or entry.name.startswith(f".{target.name}{_OLD}"):
             if entry.is_dir() and not entry.is_symlink():
@@ -135,6 +147,43 @@ def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def check_replaceable(target: str | os.PathLike, overwrite: bool = False,
+                      replaceable: Callable[[Path], bool] | None = None,
+                      what: str = "an earlier output of this command") -> Path:
+    """The check :func:`write_directory_atomically` makes first, for commands that want it before their work:
+    ``target`` is new, an empty folder, or (with ``overwrite``) a folder that ``replaceable`` accepts as ``what``.
+    FileExistsError otherwise. Returns ``target`` as an absolute path."""
+    target = Path(target).absolute()
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"'{target}' exists; pass --overwrite to replace it")
+        empty = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
+        if not empty and not (replaceable is not None and target.is_dir() and replaceable(target)):
+            raise FileExistsError(f"'{target}' exists and is not {what}; refusing to replace it")
+    return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system or the
+    file system cannot, so that the caller falls back to two renames."""
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return False
+    import ctypes
+    import errno
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
 def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False,
                                replaceable: Callable[[Path], bool] | None = None,
                                what: str = "an earlier output of this command") -> Path:
@@ -143,22 +192,18 @@ def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path]
     was. With ``overwrite``, an existing ``target`` is replaced, but only when ``replaceable(target)`` says it is
     ``what`` (or is an empty folder); otherwise it is an error. Stale temporaries of killed runs are removed first.
     """
-    target = Path(target).absolute()
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(f"'{target}' exists; pass --overwrite to replace it")
-        empty = target.is_dir() and not any(target.iterdir())
-        if not empty and not (replaceable is not None and replaceable(target)):
-            raise FileExistsError(f"'{target}' exists and is not {what}; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
+    target = check_replaceable(target, overwrite, replaceable, what)
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(target)
     old = _temporary_sibling(target, _OLD)
     try:
         write(tmp)
         if not tmp.is_dir():
             raise RuntimeError(f"the writer did not create '{tmp}'")
-        if target.exists():
+        if not target.exists():
+            os.rename(tmp, target)
+        elif not _exchange(tmp, target):  # exchanged: ``tmp`` now holds the previous folder, removed below
             os.rename(target, old)
             try:
                 os.rename(tmp, target)
@@ -166,8 +211,6 @@ def write_directory_atomically(target: str | os.PathLike, write: Callable[[Path]
                 os.rename(old, target)
                 raise
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
         _fsync_dir(target.parent)
     finally:
         if tmp.exists():

@@ -5,10 +5,14 @@
     facenet-tf cluster PHOTOS... --out DIR            group the faces by person: a folder and a contact sheet each
     facenet-tf identify --gallery KNOWN PHOTOS...     name the faces, from KNOWN/<name>/*.jpg; others are "unknown"
 
-PHOTOS are image files or folders (searched recursively for .jpg .jpeg .png .bmp .webp). Faces are found with
+PHOTOS are image files or folders (searched recursively for .jpg .jpeg .png .bmp .webp; hidden files, folders
+written by an earlier facenet-tf run and symbolic-link loops are passed over, the last two listed). Faces are found with
 MTCNN, cropped as in the LFW evaluation and embedded with the pretrained FaceNet (Inception-ResNet-v1, MS-Celeb-1M)
 unless --model/--weights say otherwise. Two faces are the same person when the squared distance of their
 embeddings is at most --threshold. Unreadable photos and photos without a face are skipped and listed at the end.
+
+Nothing is overwritten without --overwrite, and every output is written atomically: a killed run leaves the
+previous output as it was. Load only models you trust: a SavedModel runs its own graph.
 
 Exit status: 0 success, 1 failure (missing weights, nothing usable in the input, ...), 2 usage error.
 """
@@ -22,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import shutil  # noqa: E402
+import io  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -41,9 +45,8 @@ VERIFY_THRESHOLD = 1.19
 #: with a pair false-accept rate <= 1e-3 there (0.9222): on LFW 7% of unknown faces accepted, 98% of known ones
 #: named right, and a clustering F1 of 0.995 (average linkage) instead of 0.95.
 SEARCH_THRESHOLD = 0.92
-#: Cluster folders and sheets are named person_001, person_002, ... (largest first); single faces go to "singles".
-CLUSTER_PREFIX = "person_"
-SINGLES = "singles"
+#: The label of faces that match no one in the gallery (a person folder may not have this name).
+UNKNOWN = "unknown"
 
 _EMBEDDERS: dict[tuple[str, str | None], object] = {}
 
@@ -63,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     model = common.add_argument_group("model and matching")
     model.add_argument("--model", default=DEFAULT_MODEL,
-                       help="zoo model name, training folder, .keras file or SavedModel folder (default: %(default)s)")
+                       help="zoo model name, training folder, .keras file or SavedModel folder (default: %(default)s). "
+                            "Load only models you trust: a SavedModel runs its own graph, with the rights of this "
+                            "command")
     model.add_argument("--weights", default=None,
                        help=f"weights for a zoo model ('{DEFAULT_WEIGHTS}' or a file; default: '{DEFAULT_WEIGHTS}' "
                             f"for {DEFAULT_MODEL}, none otherwise)")
@@ -81,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = common.add_argument_group("running")
     run.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: %(default)s)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace existing output files (each is replaced atomically, only once the run succeeds; "
+                          "cluster replaces only a folder that an earlier run wrote)")
 
     overview = "\n\n".join(__doc__.split("\n\n")[:4])
     parser = argparse.ArgumentParser(prog=PROG, description=overview,
@@ -108,14 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Group faces by person: one folder of face crops and one contact "
                                               "sheet per person, plus clusters.csv.")
     cluster.add_argument("photos", nargs="+", metavar="PHOTOS", help="image files or folders")
-    cluster.add_argument("--out", required=True, help="output folder (new or empty; see --force)")
+    cluster.add_argument("--out", required=True,
+                         help="output folder: new, empty, or (with --overwrite) the output of an earlier cluster run "
+                              "holding nothing else; built beside it and swapped in when complete. It may lie "
+                              "inside a photo folder (later runs pass over it), not the reverse")
     cluster.add_argument("--algorithm", choices=["agglomerative", "chinese-whispers"], default="agglomerative",
                          help="agglomerative (average linkage, the paper's choice) or chinese-whispers "
                               "(default: %(default)s)")
     cluster.add_argument("--min-size", type=int, default=2,
-                         help=f"smaller groups go to '{SINGLES}/' (default: %(default)s)")
-    cluster.add_argument("--force", action="store_true",
-                         help="write into a non-empty folder, replacing the results of an earlier run there")
+                         help="smaller groups go to 'singles/' (default: %(default)s)")
+    cluster.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)  # old spelling
     cluster.set_defaults(run=run_cluster)
 
     identify = commands.add_parser("identify", parents=[common], help="name the faces from a folder of known people",
@@ -147,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a folder that vanished ...: nothing was replaced (atomic writes)
+        where = f" '{error.filename}'" if error.filename else ""
+        print(f"{PROG}: error: cannot write{where}: {error.strerror or error}; earlier outputs are unchanged",
+              file=sys.stderr)
+        return 1
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -159,6 +174,29 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CommandError("--margin must be >= 0, --batch-size and --min-face-size >= 1", usage=True)
     if getattr(args, "min_size", 1) < 1:
         raise CommandError(f"--min-size must be >= 1; got {args.min_size}", usage=True)
+    if args.command == "embed":
+        _check_output_file(npz_path(args.out), args.overwrite, "--out")
+    if args.command == "identify":
+        if args.save_gallery:
+            _check_output_file(npz_path(args.save_gallery), args.overwrite, "--save-gallery")
+        if args.csv:
+            _check_output_file(args.csv, args.overwrite, "--csv")
+
+
+def npz_path(path: str) -> Path:
+    from facenet_tf.recognition.outputs import npz_path as with_suffix
+
+    return with_suffix(path)
+
+
+def _check_output_file(path, overwrite: bool, flag: str) -> None:
+    """Before any work: ``path`` can be written (a new file, or an existing one with --overwrite)."""
+    from facenet_tf.atomic import OutputError, check_output
+
+    try:
+        check_output(path, overwrite=overwrite, flag=flag)
+    except OutputError as error:
+        raise CommandError(str(error)) from None
 
 
 # --------------------------------------------------------------------------------------------- shared steps
@@ -201,16 +239,24 @@ def _threshold(args: argparse.Namespace) -> float:
     return default
 
 
-def _photos(inputs: Sequence[str]) -> list[Path]:
-    from facenet_tf.recognition import list_photos
+def _photos(inputs: Sequence[str], what: str = "") -> list[Path]:
+    """The photos of ``inputs``; what was passed over (link loops, earlier outputs) is listed on stderr."""
+    from facenet_tf.recognition import scan_photos
 
     try:
-        photos = list_photos(inputs)
+        scanned = scan_photos(inputs)
     except FileNotFoundError as error:
         raise CommandError(str(error), usage=True) from None
+    if scanned.skipped:
+        _say(f"passed over {len(scanned.skipped)} entr{'y' if len(scanned.skipped) == 1 else 'ies'}{what}:")
+        for path, reason in scanned.skipped:
+            _say(f"  {path}: {reason}")
+    return scanned.photos
+
+
+def _require_photos(photos: Sequence[Path], inputs: Sequence[str]) -> None:
     if not photos:
-        raise CommandError(f"no photos (.jpg .jpeg .png .bmp .webp) in {', '.join(inputs)}")
-    return photos
+        raise CommandError(f"no photos (.jpg .jpeg .png .bmp .webp) in {', '.join(map(str, inputs))}")
 
 
 def _faces(args: argparse.Namespace, photos: Sequence[Path], which: str = "all"):
@@ -222,8 +268,11 @@ def _faces(args: argparse.Namespace, photos: Sequence[Path], which: str = "all")
     found = find_faces(photos, output_size=embedder.input_size, margin=args.margin, faces=which,
                        min_confidence=args.min_confidence, min_face_size=args.min_face_size,
                        progress=not args.quiet)
-    embeddings = (embed(embedder, found.crops, batch_size=args.batch_size, progress=not args.quiet,
-                        description="embedding faces") if len(found) else np.zeros((0, 0), np.float32))
+    try:
+        embeddings = (embed(embedder, found.crops, batch_size=args.batch_size, progress=not args.quiet,
+                            description="embedding faces") if len(found) else np.zeros((0, 0), np.float32))
+    except ValueError as error:  # e.g. a model whose embeddings are not finite
+        raise CommandError(f"--model {args.model}: {error}") from None
     return found, embeddings
 
 
@@ -261,9 +310,10 @@ def run_embed(args: argparse.Namespace) -> int:
     from facenet_tf.recognition import save_faces
 
     photos = _photos(args.photos)
+    _require_photos(photos, args.photos)
     found, embeddings = _faces(args, photos, args.faces)
     _require_faces(found, photos)
-    path = save_faces(args.out, found, embeddings, _model_name(args))
+    path = save_faces(args.out, found, embeddings, _model_name(args), overwrite=args.overwrite)
     print(f"{len(found)} face(s) from {len(found.photos) - len(found.without_faces)} of {len(photos)} photo(s) "
           f"-> {path}")
     _report_skipped(found)
@@ -275,6 +325,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
     threshold = _threshold(args)
     photos = _photos([args.photo_a, args.photo_b])
+    _require_photos(photos, [args.photo_a, args.photo_b])
     if len(photos) != 2:
         raise CommandError("verify compares two different photo files", usage=True)
     found, embeddings = _faces(args, photos, args.select)
@@ -293,63 +344,59 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_output_dir(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise CommandError(f"--out '{out}' exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise CommandError(f"--out '{out}' is not empty; choose a new folder or pass --force to replace the "
-                               "results of an earlier run there")
-        for entry in out.iterdir():  # only what this command writes
-            ours = entry.name.startswith(CLUSTER_PREFIX) or entry.name in (SINGLES, f"{SINGLES}.png", "clusters.csv")
-            if ours and entry.is_dir():
-                shutil.rmtree(entry)
-            elif ours:
-                entry.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+def _check_cluster_output(out: Path, inputs: Sequence[str], overwrite: bool) -> None:
+    """Before any work: ``out`` is new, empty, or (with --overwrite) an earlier cluster output holding nothing else,
+    and it neither is nor holds an input."""
+    from facenet_tf.atomic import OutputError, check_output, check_replaceable
+    from facenet_tf.recognition.outputs import foreign_files, is_replaceable_output
+
+    target = out.resolve()
+    for item in inputs:
+        source = Path(item).resolve()
+        if source == target or source.is_relative_to(target):
+            raise CommandError(f"--out '{out}' holds the input '{item}'; choose an output folder outside your photos "
+                               "(a folder inside a photo folder is fine)", usage=True)
+    try:
+        check_output(out, overwrite=True, flag="--out", kind="folder")
+        check_replaceable(out, overwrite or _is_empty_folder(out), is_replaceable_output)
+    except OutputError as error:
+        raise CommandError(str(error)) from None
+    except FileExistsError:
+        if not overwrite:
+            raise CommandError(f"--out '{out}' is not empty; choose a new folder, or pass --overwrite to replace the "
+                               "output of an earlier cluster run there") from None
+        foreign = foreign_files(out)
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise CommandError(f"--out '{out}' holds files that facenet-tf did not write ({shown}); --overwrite replaces "
+                           "only the output of an earlier cluster run: move them, or choose another folder") from None
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def run_cluster(args: argparse.Namespace) -> int:
-    import cv2
-
+    from facenet_tf.atomic import write_directory_atomically
     from facenet_tf.evaluation import clustering
-    from facenet_tf.recognition import write_contact_sheet
+    from facenet_tf.recognition.clusters import CLUSTER_PREFIX, SINGLES, group_folders, write_cluster_folder
+    from facenet_tf.recognition.outputs import is_replaceable_output
 
     threshold = _threshold(args)
     out = Path(args.out)
-    _prepare_output_dir(out, args.force)
     photos = _photos(args.photos)
+    _check_cluster_output(out, args.photos, args.overwrite)
+    _require_photos(photos, args.photos)
     found, embeddings = _faces(args, photos)
     _require_faces(found, photos)
     if args.algorithm == "agglomerative":
         labels = clustering.agglomerative_clustering(embeddings, threshold, "average")
     else:
         labels = clustering.chinese_whispers(embeddings, threshold)
+    _, groups, singles = group_folders(labels, args.min_size)
     sizes = np.bincount(labels)
-    groups = [c for c in range(len(sizes)) if sizes[c] >= args.min_size]  # labels are largest first
-    singles = [c for c in range(len(sizes)) if sizes[c] < args.min_size]
-    folder_of = {c: f"{CLUSTER_PREFIX}{n + 1:03d}" for n, c in enumerate(groups)}
-    folder_of.update({c: SINGLES for c in singles})
-    rows = []
-    used_names: set[tuple[str, str]] = set()
-    for row, (record, label) in enumerate(zip(found.records, labels)):
-        folder = folder_of[int(label)]
-        name = f"{Path(record.source).stem}_face{record.face}"
-        while (folder, name) in used_names:  # two photos with one file name in different folders
-            name += "_"
-        used_names.add((folder, name))
-        (out / folder).mkdir(exist_ok=True)
-        file = out / folder / f"{name}.jpg"
-        cv2.imwrite(str(file), cv2.cvtColor(found.crops[row], cv2.COLOR_RGB2BGR))
-        rows.append([folder, record.source, record.face, *(f"{v:.1f}" for v in record.box), str(file)])
-    for folder in sorted(set(folder_of.values())):
-        members = [row for row in range(len(labels)) if folder_of[int(labels[row])] == folder]
-        write_contact_sheet(out / f"{folder}.png", [found.crops[members]], [f"{folder}: {len(members)} faces"],
-                            max_per_row=12)
-    with open(out / "clusters.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["group", "photo", "face", "x1", "y1", "x2", "y2", "crop"])
-        writer.writerows(sorted(rows, key=lambda r: (r[0], r[1], r[2])))
+    write_directory_atomically(out, lambda tmp: (tmp.mkdir(), write_cluster_folder(tmp, found, labels,
+                                                                                   args.min_size)),
+                               overwrite=args.overwrite or _is_empty_folder(out), replaceable=is_replaceable_output)
     print(f"{len(found)} face(s) in {len(found.photos)} photo(s): {len(groups)} group(s) of >= {args.min_size} "
           f"faces, {sum(sizes[c] for c in singles)} face(s) in '{SINGLES}' (threshold {threshold:.3f}, "
           f"{args.algorithm}) -> {out}")
@@ -361,26 +408,32 @@ def run_cluster(args: argparse.Namespace) -> int:
 
 def _build_gallery(args: argparse.Namespace):
     """The gallery from ``--gallery``: a saved .npz, or KNOWN_DIR/<name>/ photos (the largest face of each)."""
-    from facenet_tf.recognition import Gallery, list_photos
+    from facenet_tf.recognition import Gallery
 
     source = Path(args.gallery)
     if source.is_file():
         try:
             gallery = Gallery.load(source)
         except ValueError as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(f"--gallery: {error}") from None
+        if UNKNOWN in gallery.identities:
+            raise CommandError(f"--gallery '{source}' has a person named '{UNKNOWN}', the label of faces that match "
+                               "no one; rebuild it with that folder renamed")
         if gallery.metadata.get("model") not in (None, _model_name(args)):
             raise CommandError(f"gallery '{source}' was built with model {gallery.metadata['model']}, not "
                                f"{_model_name(args)}; rebuild it from the photos or pass that --model/--weights")
         return gallery
     if not source.is_dir():
         raise CommandError(f"--gallery '{source}' does not exist", usage=True)
-    people = sorted(p for p in source.iterdir() if p.is_dir())
+    people = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not people:
         raise CommandError(f"--gallery '{source}' has no person folders (expected {source}/<name>/*.jpg)")
+    if any(person.name == UNKNOWN for person in people):
+        raise CommandError(f"--gallery: the person folder '{source / UNKNOWN}' has the name of the label of faces "
+                           "that match no one; rename it (e.g. unknown_person)")
     photos, names = [], []
     for person in people:
-        for photo in list_photos([person]):
+        for photo in _photos([person], f" in the gallery folder '{person.name}'"):
             photos.append(photo)
             names.append(person.name)
     if not photos:
@@ -403,28 +456,35 @@ def _build_gallery(args: argparse.Namespace):
 def run_identify(args: argparse.Namespace) -> int:
     threshold = _threshold(args)
     photos = _photos(args.photos)
+    _require_photos(photos, args.photos)
     gallery = _build_gallery(args)
     if args.save_gallery:
-        _say(f"gallery saved to {gallery.save(args.save_gallery)}")
+        _say(f"gallery saved to {gallery.save(args.save_gallery, overwrite=args.overwrite)}")
     found, embeddings = _faces(args, photos)
     _require_faces(found, photos)
-    matches = gallery.search(embeddings, k=1)
+    try:
+        matches = gallery.search(embeddings, k=1)
+    except ValueError as error:  # a gallery of another embedding size
+        raise CommandError(f"--gallery '{args.gallery}' does not fit --model {_model_name(args)}: {error}") from None
     rows = []
     for record, name, distance in zip(found.records, matches.names[:, 0], matches.distances[:, 0]):
         known = bool(distance <= threshold)
-        shown = name if known else "unknown"
+        shown = name if known else UNKNOWN
         nearest = "" if known else f" (nearest: {name})"
         print(f"{record.source}  face {record.face} {_box(record.box)}: {shown}  distance {distance:.3f}{nearest}")
         rows.append([record.source, record.face, *(f"{v:.1f}" for v in record.box), shown, f"{distance:.4f}",
                      name])
-    recognised = sum(row[6] != "unknown" for row in rows)
+    recognised = sum(row[6] != UNKNOWN for row in rows)
     print(f"{recognised} of {len(rows)} face(s) recognised (threshold {threshold:.3f}), "
           f"{len(rows) - recognised} unknown")
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["photo", "face", "x1", "y1", "x2", "y2", "name", "distance", "nearest"])
-            writer.writerows(rows)
+        from facenet_tf.atomic import write_text_atomically
+
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["photo", "face", "x1", "y1", "x2", "y2", "name", "distance", "nearest"])
+        writer.writerows(rows)
+        write_text_atomically(args.csv, text.getvalue(), overwrite=args.overwrite)
     _report_skipped(found)
     return 0
 

@@ -142,17 +142,170 @@ def test_cluster(capsys, photos, tmp_path, algorithm):
     assert "2 group(s)" in out or "group(s) of >= 2" in out
 
 
-def test_cluster_output_folder_rules(capsys, photos, tmp_path):
+def test_cluster_refuses_an_output_that_holds_the_input(capsys, photos, tmp_path):
+    """Regression: --force with --out equal to the input folder deleted the user's person_alice.jpg and
+    singles/friend.jpg."""
+    from tests.reliability.conftest import assert_intact, snapshot
+
+    mine = tmp_path / "mine"
+    (mine / "singles").mkdir(parents=True)
+    shutil.copy(photos / f"{A}_0001.jpg", mine / "person_alice.jpg")
+    shutil.copy(photos / f"{A}_0002.jpg", mine / "singles" / "friend.jpg")
+    (mine / "clusters.csv").write_text("my own spreadsheet")
+    before = snapshot(mine)
+    for out in (mine, tmp_path):  # the input folder itself, and a folder holding it
+        for flag in ("--force", "--overwrite"):
+            status, _, err = run(capsys, "cluster", str(mine), "--out", str(out), flag)
+            assert status == 2 and "holds the input" in err, err
+    assert_intact(before, mine)
+    assert snapshot(mine) == before
+
+
+def test_cluster_overwrite_replaces_only_an_earlier_output(capsys, photos, tmp_path):
+    from facenet_tf.recognition.outputs import OUTPUT_MANIFEST, read_manifest
+    from tests.reliability.conftest import assert_intact, snapshot
+
     out_dir = tmp_path / "people"
+    two = [str(photos / f"{A}_0001.jpg"), str(photos / f"{A}_0002.jpg")]
     out_dir.mkdir()
     (out_dir / "mine.txt").write_text("keep me")
-    status, _, err = run(capsys, "cluster", str(photos / f"{A}_0001.jpg"), "--out", str(out_dir))
+    status, _, err = run(capsys, "cluster", *two, "--out", str(out_dir))
     assert status == 1 and "is not empty" in err
-    status, _, err = run(capsys, "cluster", str(photos / f"{A}_0001.jpg"), str(photos / f"{A}_0002.jpg"),
-                         "--out", str(out_dir), "--force")
+    status, _, err = run(capsys, "cluster", *two, "--out", str(out_dir), "--overwrite")
+    assert status == 1 and "did not write (mine.txt)" in err  # not ours: refused, nothing removed
+    assert sorted(p.name for p in out_dir.iterdir()) == ["mine.txt"]
+    (out_dir / "mine.txt").unlink()
+
+    status, _, err = run(capsys, "cluster", *two, "--out", str(out_dir))  # an empty folder is fine
     assert status == 0, err
-    assert (out_dir / "mine.txt").read_text() == "keep me"  # --force only replaces what the command writes
-    assert (out_dir / "person_001").is_dir()
+    manifest = read_manifest(out_dir)
+    listed = set(manifest["files"]) | {OUTPUT_MANIFEST}
+    assert {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()} == listed
+    assert "person_001/" + f"{A}_0001_face0.jpg" in listed and "clusters.csv" in listed
+    status, _, err = run(capsys, "cluster", *two, "--out", str(out_dir))
+    assert status == 1 and "--overwrite" in err
+    before = snapshot(out_dir)
+
+    # a failing run (a missing input) removes nothing: the inputs are checked before anything is written
+    status, _, err = run(capsys, "cluster", *two, str(tmp_path / "gone.jpg"), "--out", str(out_dir), "--overwrite")
+    assert status == 2 and "gone.jpg' does not exist" in err
+    assert snapshot(out_dir) == before
+    status, _, err = run(capsys, "cluster", two[0], "--out", str(out_dir), "--overwrite")
+    assert status == 0, err
+    assert (out_dir / "singles" / f"{A}_0001_face0.jpg").is_file() and not (out_dir / "person_001").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    assert_intact({}, out_dir)
+
+
+def test_cluster_output_inside_the_photo_folder_is_passed_over(capsys, photos, tmp_path):
+    """Regression: a second run with --out inside the input folder read the first run's crops back as photos."""
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in (f"{A}_0001.jpg", f"{A}_0002.jpg", f"{B}_0001.jpg"):
+        shutil.copy(photos / name, folder / name)
+    out_dir = folder / "people"
+    status, out, err = run(capsys, "cluster", str(folder), "--out", str(out_dir))
+    assert status == 0, err
+    first = out.splitlines()[0].split(" face(s)")[0]
+    status, out, err = run(capsys, "cluster", str(folder), "--out", str(out_dir), "--overwrite")
+    assert status == 0, err
+    assert out.splitlines()[0].split(" face(s)")[0] == first == "3"
+    assert "written by an earlier facenet-tf run" in err and str(out_dir) in err
+
+
+def test_outputs_are_never_overwritten_without_the_flag(capsys, photos, tmp_path):
+    one = str(photos / f"{A}_0001.jpg")
+    faces = tmp_path / "faces.npz"
+    faces.write_bytes(b"precious")
+    status, _, err = run(capsys, "embed", one, "--out", str(faces))
+    assert status == 1 and "--out" in err and "--overwrite" in err and faces.read_bytes() == b"precious"
+    status, _, err = run(capsys, "embed", one, "--out", str(tmp_path / "faces"))  # .npz is added: same file
+    assert status == 1 and faces.read_bytes() == b"precious"
+    status, _, err = run(capsys, "embed", one, "--out", str(faces), "--overwrite")
+    assert status == 0, err
+    assert len(load_faces(faces)[1]) == 1
+
+    known = tmp_path / "known" / A
+    known.mkdir(parents=True)
+    shutil.copy(one, known)
+    for flag, name in (("--csv", "names.csv"), ("--save-gallery", "g.npz")):
+        target = tmp_path / name
+        target.write_bytes(b"precious")
+        status, _, err = run(capsys, "identify", "--gallery", str(known.parent), one, flag, str(target))
+        assert status == 1 and flag in err and "exists" in err and target.read_bytes() == b"precious"
+        assert "gallery:" not in err  # refused before any work
+        status, _, err = run(capsys, "identify", "--gallery", str(known.parent), one, flag, str(target), "--overwrite")
+        assert status == 0, err
+        assert target.read_bytes() != b"precious"
+
+
+def test_outputs_that_are_folders_are_refused_first(capsys, photos, tmp_path):
+    one = str(photos / f"{A}_0001.jpg")
+    (tmp_path / "f.npz").mkdir()
+    (tmp_path / "c.csv").mkdir()
+    status, _, err = run(capsys, "embed", one, "--out", str(tmp_path / "f.npz"), "--overwrite")
+    assert status == 1 and "--out" in err and "is a folder" in err
+    status, _, err = run(capsys, "identify", "--gallery", str(tmp_path), one, "--csv", str(tmp_path / "c.csv"))
+    assert status == 1 and "--csv" in err and "is a folder" in err
+    (tmp_path / "file").write_text("x")
+    status, _, err = run(capsys, "cluster", one, "--out", str(tmp_path / "file"))
+    assert status == 1 and "--out" in err and "not a folder" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "not a readable gallery"),
+    (None, "not a readable gallery"),   # truncated
+    (b"PK\x03\x04garbage", "not a readable gallery"),
+    ("wrong_dim", "not a valid gallery"),
+    ("pickle", "pickled"),
+])
+def test_broken_gallery_files_are_one_line_errors(capsys, photos, tmp_path, content, reason):
+    path = tmp_path / "g.npz"
+    if content is None:
+        Gallery(metadata={"model": "inception_resnet_v1/msceleb"}).save(path)
+        good = Gallery(metadata={"model": "inception_resnet_v1/msceleb"})
+        good.add(["x"] * 3, np.eye(3, 512, dtype=np.float32))
+        good.save(path, overwrite=True)
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "wrong_dim":
+        np.savez(path, embeddings=np.ones(5, np.float32), names=np.array(["a"]), sources=np.array([""]),
+                 metadata=np.array("{}"), format=np.int64(1))
+    elif content == "pickle":
+        np.savez(path, embeddings=np.array([{"x": 1}], dtype=object), names=np.array(["a"]),
+                 sources=np.array([""]), metadata=np.array("{}"), format=np.int64(1))
+    else:
+        path.write_bytes(content)
+    status, _, err = run(capsys, "identify", "--gallery", str(path), str(photos / f"{A}_0001.jpg"))
+    assert status == 1 and str(path) in err and reason in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_gallery_of_another_embedding_size_is_refused(capsys, photos, tmp_path):
+    gallery = Gallery(metadata={"model": "inception_resnet_v1/msceleb"})
+    gallery.add(["Someone"], np.eye(1, 64, dtype=np.float32))
+    gallery.save(tmp_path / "g.npz")
+    status, _, err = run(capsys, "identify", "--gallery", str(tmp_path / "g.npz"), str(photos / f"{A}_0001.jpg"))
+    assert status == 1 and "does not fit" in err and "dimension" in err
+
+
+def test_a_person_named_unknown_is_refused(capsys, photos, tmp_path):
+    known = tmp_path / "known"
+    for person in ("unknown", A):
+        (known / person).mkdir(parents=True)
+        shutil.copy(photos / f"{A}_0001.jpg", known / person)
+    status, _, err = run(capsys, "identify", "--gallery", str(known), str(photos / f"{B}_0001.jpg"))
+    assert status == 1 and str(known / "unknown") in err and "rename it" in err
+    gallery = Gallery(metadata={"model": "inception_resnet_v1/msceleb"})
+    gallery.add(["unknown"], np.eye(1, 512, dtype=np.float32))
+    gallery.save(tmp_path / "g.npz")
+    status, _, err = run(capsys, "identify", "--gallery", str(tmp_path / "g.npz"), str(photos / f"{B}_0001.jpg"))
+    assert status == 1 and "named 'unknown'" in err
+
+
+def test_model_help_says_to_load_only_trusted_models():
+    assert "Load only models you trust" in " ".join(cli.build_parser()._subparsers._group_actions[0]
+                                                    .choices["verify"].format_help().split())
 
 
 def test_identify(capsys, photos, lfw_images, tmp_path):

@@ -13,13 +13,13 @@ detector (TensorFlow) on first use.
 
 from facenet_tf.recognition.contact_sheet import contact_sheet, write_contact_sheet
 from facenet_tf.recognition.gallery import Gallery, Matches
-from facenet_tf.recognition.photos import (FACE_CHOICES, FaceRecord, PhotoFaces, find_faces, list_photos, load_faces,
-                                           save_faces)
+from facenet_tf.recognition.photos import (FACE_CHOICES, FaceRecord, PhotoFaces, PhotoList, find_faces, list_photos,
+                                           load_faces, save_faces, scan_photos)
 from facenet_tf.recognition.search import (ANN_HELP, INDEX_KINDS, ExactIndex, HnswIndex, create_index,
                                            faiss_available, pairwise_squared_l2, top_k_smallest)
 
 __all__ = [
     "ANN_HELP", "FACE_CHOICES", "INDEX_KINDS", "ExactIndex", "FaceRecord", "Gallery", "HnswIndex", "Matches",
-    "PhotoFaces", "contact_sheet", "create_index", "faiss_available", "find_faces", "list_photos", "load_faces",
+    "PhotoFaces", "PhotoList", "scan_photos", "contact_sheet", "create_index", "faiss_available", "find_faces", "list_photos", "load_faces",
     "pairwise_squared_l2", "save_faces", "top_k_smallest", "write_contact_sheet",
 ]

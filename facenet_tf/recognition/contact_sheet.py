@@ -73,6 +73,8 @@ def write_contact_sheet(path: str | os.PathLike, rows: Sequence[Sequence[np.ndar
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = contact_sheet(rows, labels, **options)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write the contact sheet '{path}'")
+    encoded, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not encoded:
+        raise ValueError(f"could not encode the contact sheet '{path}'")
+    path.write_bytes(data.tobytes())  # an OSError (full disk) names the file
     return path

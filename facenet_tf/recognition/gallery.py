@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facenet_tf.recognition.outputs import read_npz, write_npz
 from facenet_tf.recognition.search import (INDEX_KINDS, as_embeddings, create_index, pairwise_squared_l2,
                                            top_k_smallest)
 
@@ -158,35 +159,34 @@ class Gallery:
 
     # ------------------------------------------------------------------------------------------------ files
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the gallery to a ``.npz`` file (numpy arrays only, no pickle); returns the path written."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, embeddings=self._embeddings, names=self._names, sources=self._sources,
-                 metadata=np.array(json.dumps(self.metadata, sort_keys=True)), format=np.int64(GALLERY_FORMAT))
-        return path
+    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
+        """Write the gallery to a ``.npz`` file (numpy arrays only, no pickle) atomically; ``overwrite=False``
+        refuses an existing file. Returns the path written."""
+        return write_npz(path, overwrite=overwrite, embeddings=self._embeddings, names=self._names,
+                         sources=self._sources, metadata=np.array(json.dumps(self.metadata, sort_keys=True)),
+                         format=np.int64(GALLERY_FORMAT))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Gallery":
-        """Read a gallery written by :meth:`save`; ValueError naming the file if it is not one."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as error:
-            raise ValueError(f"'{path}' is not a readable gallery file (.npz): {error}") from None
-        missing = {"embeddings", "names", "sources", "metadata", "format"} - set(arrays)
-        if missing:
-            raise ValueError(f"'{path}' is not a gallery file: missing {sorted(missing)}")
+        """Read a gallery written by :meth:`save`; ValueError naming the file if it is not one (missing, empty,
+        truncated, pickled, wrong shapes, non-finite embeddings)."""
+        arrays = read_npz(path, "gallery", ("embeddings", "names", "sources", "metadata", "format"))
         if int(arrays["format"]) != GALLERY_FORMAT:
             raise ValueError(f"'{path}': gallery format {int(arrays['format'])}, this version reads {GALLERY_FORMAT}")
         embeddings = arrays["embeddings"]
-        gallery = cls(dim=int(embeddings.shape[1]) if embeddings.ndim == 2 and embeddings.shape[1] else None,
-                      metadata=json.loads(str(arrays["metadata"])))
+        if embeddings.ndim != 2 or not len(arrays["names"]) == len(embeddings) == len(arrays["sources"]):
+            raise ValueError(f"'{path}' is not a valid gallery: embeddings of shape {embeddings.shape} for "
+                             f"{len(arrays['names'])} names (expected (faces, dimension))")
+        try:
+            metadata = json.loads(str(arrays["metadata"]))
+        except ValueError:
+            raise ValueError(f"'{path}' is not a valid gallery: its metadata is not JSON") from None
+        gallery = cls(dim=int(embeddings.shape[1]) if embeddings.shape[1] else None, metadata=metadata)
         if len(embeddings):
-            gallery.add(arrays["names"].tolist(), embeddings, arrays["sources"].tolist())
+            try:
+                gallery.add(arrays["names"].tolist(), embeddings, arrays["sources"].tolist())
+            except ValueError as error:
+                raise ValueError(f"'{path}' is not a valid gallery: {error}") from None
         return gallery
 
     # ---------------------------------------------------------------------------------------- identification

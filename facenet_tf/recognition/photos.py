@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from facenet_tf.align import ImageReadError, crop_face, get_detector, read_image, select_face
 from facenet_tf.data.lfw import IMAGE_SUFFIXES
+from facenet_tf.recognition.outputs import OUTPUT_MANIFEST, is_facenet_output, read_npz, write_npz
 
 #: Which faces of a photo :func:`find_faces` keeps.
 FACE_CHOICES = ("all", "largest", "center")
@@ -36,16 +37,28 @@ FACE_CHOICES = ("all", "largest", "center")
 FACES_FORMAT = 1
 
 
-def list_photos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """The photo files named by ``inputs``: a file is taken as it is; a directory contributes every file with an
-    image suffix (``.jpg .jpeg .png .bmp .webp``, any case) below it, recursively, sorted. Duplicates are dropped.
-    FileNotFoundError names an input that does not exist."""
+@dataclasses.dataclass(frozen=True)
+class PhotoList:
+    """What :func:`scan_photos` found: the photo files, and what it passed over with the reason (symbolic-link
+    loops, broken links, folders written by an earlier facenet-tf run)."""
+
+    photos: list[Path]
+    skipped: list[tuple[str, str]]
+
+
+def scan_photos(inputs: Sequence[str | os.PathLike]) -> PhotoList:
+    """The photo files named by ``inputs``: a file is taken as it is; a folder contributes every file with an image
+    suffix (``.jpg .jpeg .png .bmp .webp``, any case) below it, recursively, sorted, following symbolic links.
+    Duplicates are dropped. Passed over, and listed in ``skipped``: symbolic-link loops, broken links, and folders
+    that an earlier facenet-tf run wrote (they hold its manifest: their crops and contact sheets are not photos).
+    Hidden files and folders (name starting with '.') are passed over silently. FileNotFoundError names an input
+    that does not exist."""
     photos: list[Path] = []
+    skipped: list[tuple[str, str]] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            photos.extend(sorted(p for p in path.rglob("*")
-                                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            photos.extend(_walk(path, skipped))
         elif path.exists():
             photos.append(path)
         else:
@@ -56,7 +69,52 @@ def list_photos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         if photo not in seen:
             seen.add(photo)
             unique.append(photo)
-    return unique
+    return PhotoList(unique, skipped)
+
+
+def list_photos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The photos of :func:`scan_photos`, without the list of what was passed over."""
+    return scan_photos(inputs).photos
+
+
+def _walk(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """Image files below ``root`` (sorted), following links to folders once: a link back into a folder on the
+    current path is a loop, listed in ``skipped``."""
+    found: list[Path] = []
+
+    def visit(folder: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+        if is_facenet_output(folder):
+            skipped.append((str(folder), "written by an earlier facenet-tf run (it holds "
+                                         f"{OUTPUT_MANIFEST}), not photos"))
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as error:
+            skipped.append((str(folder), f"cannot list the folder: {error.strerror or error}"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():  # follows links
+                    stat = path.stat()
+                    key = (stat.st_dev, stat.st_ino)
+                    if key in ancestors:
+                        skipped.append((str(path), "symbolic-link loop (a link back to a folder above it)"))
+                        continue
+                    visit(path, ancestors | {key})
+                elif entry.is_file():
+                    if path.suffix.lower() in IMAGE_SUFFIXES:
+                        found.append(path)
+                elif entry.is_symlink():
+                    skipped.append((str(path), "broken symbolic link"))
+            except OSError as error:  # e.g. ELOOP: a link to itself
+                skipped.append((str(path), f"symbolic-link loop or unreadable entry ({error.strerror or error})"))
+
+    stat = root.stat()
+    visit(root, frozenset({(stat.st_dev, stat.st_ino)}))
+    return sorted(found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,19 +244,16 @@ def _detect(image: np.ndarray, detector, which: str, min_confidence: float, min_
     return sorted(result, key=lambda item: (item[0][0], item[0][1]))
 
 
-def save_faces(path: str | os.PathLike, found: PhotoFaces, embeddings: np.ndarray, model: str) -> Path:
+def save_faces(path: str | os.PathLike, found: PhotoFaces, embeddings: np.ndarray, model: str,
+               overwrite: bool = True) -> Path:
     """Write the embeddings of ``found``'s faces with their source photo, face number, box and confidence to a
-    ``.npz`` (numpy arrays only). Returns the path written."""
+    ``.npz`` (numpy arrays only), atomically; ``overwrite=False`` refuses an existing file. Returns the path."""
     embeddings = np.asarray(embeddings, np.float32)
     if len(embeddings) != len(found):
         raise ValueError(f"{len(embeddings)} embeddings for {len(found)} faces")
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
     records = found.records
-    np.savez(
-        path,
+    return write_npz(
+        path, overwrite=overwrite,
         embeddings=embeddings.reshape(len(records), -1),
         sources=np.array([r.source for r in records], dtype=str),
         faces=np.array([r.face for r in records], dtype=np.int64),
@@ -207,24 +262,20 @@ def save_faces(path: str | os.PathLike, found: PhotoFaces, embeddings: np.ndarra
         model=np.array(model),
         format=np.int64(FACES_FORMAT),
     )
-    return path
 
 
 def load_faces(path: str | os.PathLike) -> tuple[np.ndarray, list[FaceRecord], str]:
     """``(embeddings, records, model)`` from a file written by :func:`save_faces`; ValueError naming the file if
     it is not one."""
-    path = Path(path)
-    keys = {"embeddings", "sources", "faces", "boxes", "confidences", "model", "format"}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise ValueError(f"'{path}' is not a readable faces file (.npz): {error}") from None
-    if keys - set(arrays):
-        raise ValueError(f"'{path}' is not a faces file: missing {sorted(keys - set(arrays))}")
+    arrays = read_npz(path, "faces", ("embeddings", "sources", "faces", "boxes", "confidences", "model", "format"))
     if int(arrays["format"]) != FACES_FORMAT:
         raise ValueError(f"'{path}': faces format {int(arrays['format'])}, this version reads {FACES_FORMAT}")
+    embeddings = arrays["embeddings"]
+    counts = {len(arrays[key]) for key in ("sources", "faces", "boxes", "confidences")}
+    if embeddings.ndim != 2 or counts != {len(embeddings)} or arrays["boxes"].shape[1:] != (4,):
+        raise ValueError(f"'{path}' is not a valid faces file: embeddings {embeddings.shape} do not match "
+                         f"{sorted(counts)} records")
     records = [FaceRecord(str(source), int(face), tuple(float(v) for v in box), float(confidence))
                for source, face, box, confidence in zip(arrays["sources"], arrays["faces"], arrays["boxes"],
                                                         arrays["confidences"])]
-    return arrays["embeddings"], records, str(arrays["model"])
+    return embeddings, records, str(arrays["model"])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from facenet_tf.align import Face
-from facenet_tf.recognition import find_faces, list_photos, load_faces, save_faces
+from facenet_tf.recognition import find_faces, list_photos, load_faces, save_faces, scan_photos
+from facenet_tf.recognition.outputs import foreign_files, is_replaceable_output, write_manifest
 
 
 class FakeDetector:
@@ -38,6 +39,38 @@ def test_list_photos_walks_folders_and_keeps_files(tmp_path):
     assert photos == [tmp_path / "a" / "sub" / "y.png", tmp_path / "a" / "x.JPG", single]
     with pytest.raises(FileNotFoundError, match="missing.jpg' does not exist"):
         list_photos([tmp_path / "missing.jpg"])
+
+
+def test_scan_lists_link_loops_and_earlier_outputs_and_skips_hidden_files(tmp_path):
+    """Regression: symbolic-link loops were skipped without being listed."""
+    album = tmp_path / "album"
+    write(album / "a.jpg")
+    write(album / "trip" / "b.jpg")
+    (album / "trip" / "back").symlink_to(album, target_is_directory=True)    # a loop through a link
+    (album / "self").symlink_to(album / "self")                              # a link to itself
+    (album / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")                # a broken link
+    write(album / ".hidden.jpg")
+    write(album / ".thumbnails" / "c.jpg")
+    write(album / "people" / "person_001" / "a_face0.jpg")                   # an earlier run's output
+    write_manifest(album / "people", "cluster", ["person_001/a_face0.jpg"])
+    scanned = scan_photos([album])
+    assert scanned.photos == [album / "a.jpg", album / "trip" / "b.jpg"]
+    reasons = dict(scanned.skipped)
+    assert "loop" in reasons[str(album / "trip" / "back")]
+    assert "loop" in reasons[str(album / "self")]
+    assert "broken" in reasons[str(album / "gone.jpg")]
+    assert "earlier facenet-tf run" in reasons[str(album / "people")]
+    assert len(reasons) == 4
+
+
+def test_only_what_a_manifest_lists_is_replaceable(tmp_path):
+    out = tmp_path / "people"
+    write(out / "person_001" / "a.jpg")
+    assert foreign_files(out) == ["person_001/a.jpg"] and not is_replaceable_output(out)
+    write_manifest(out, "cluster", ["person_001/a.jpg"])
+    assert foreign_files(out) == [] and is_replaceable_output(out)
+    (out / "person_001" / "mine.jpg").write_bytes(b"x")
+    assert foreign_files(out) == ["person_001/mine.jpg"] and not is_replaceable_output(out)
 
 
 def test_find_faces_filters_orders_and_scales_back(tmp_path):
