@@ -5,6 +5,12 @@
 
 --model is a zoo name (with --weights), a training workdir, a .keras file or an exported SavedModel directory.
 Select models on --pairs=view1; report --pairs=view2 once. Prints the table; writes results.json and roc.png.
+A --pairs file path is scored on the image tree beside it (or under --data_dir when given); results.json records
+the image root and the pairs files' SHA-256.
+
+Expected failures (an unwritable --output_dir, a bad pairs file, a missing tree or image, an unreadable image, a
+model that cannot be loaded or yields NaN/inf embeddings) print one line, "eval_lfw.py: error: ...", and exit 1
+(2 for a wrong combination of flags); --output_dir and the pairs are checked before the model is loaded.
 """
 
 import os
@@ -35,49 +41,83 @@ flags.DEFINE_string("cross_model", None, "Harmonic embeddings: a second model so
                     "pair is embedded by each model (own input size and crop). Reports --model alone, --cross_model "
                     "alone, model->cross_model, cross_model->model and both orders pooled.")
 flags.DEFINE_string("cross_weights", None, "For a zoo --cross_model: its weights.")
-flags.mark_flag_as_required("model")
+
+PROG = os.path.basename(__file__)
+
+
+class ModelLoadError(Exception):
+    """--model or --cross_model could not be loaded; the message names the flag."""
+
+
+def fail(error: BaseException | str, code: int = 1) -> None:
+    """Prints one line naming what is wrong and exits with ``code`` (1: an expected failure, 2: usage)."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def load_model(flag: str, source: str, weights: str | None, at_init: bool = False):
+    from facenet_tf.evaluation.embed import load_embedder
+
+    try:
+        return load_embedder(source, weights, at_init=at_init)
+    except (ValueError, OSError) as error:
+        message = str(error)
+        raise ModelLoadError(message if message.startswith(flag) else f"{flag} '{source}': {message}") from error
 
 
 def main(argv):
-    del argv
-    from facenet_tf.evaluation.embed import load_embedder
-    from facenet_tf.evaluation.lfw import evaluate_lfw
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]}; every input is a flag (see --help)", 2)
+    if F.model is None:
+        fail("--model is required: a zoo name, a training workdir, a .keras file or a SavedModel directory", 2)
+    if F.flip and F.cross_model is not None:
+        fail("--flip is not supported with --cross_model", 2)
+    from facenet_tf.atomic import OutputError, check_output
+    from facenet_tf.data.images import ImageReadError
+    from facenet_tf.data.lfw import PairsError, PairsFileError
+    from facenet_tf.evaluation.embed import NonFiniteEmbeddingError
 
     try:
-        embedder = load_embedder(F.model, F.weights, at_init=F.at_init)
-    except (ValueError, FileNotFoundError) as error:
-        raise app.UsageError(str(error))
+        if F.output_dir:
+            check_output(F.output_dir, overwrite=True, flag="--output_dir", kind="folder")
+            # an existing --output_dir must itself be writable: checked through the file written into it
+            check_output(os.path.join(F.output_dir, "results.json"), overwrite=True, flag="--output_dir")
+        run()
+    except (OutputError, PairsError, OSError, ImageReadError, NonFiniteEmbeddingError, ModelLoadError) as error:
+        named = not isinstance(error, PairsError) or isinstance(error, PairsFileError)  # the latter names its file
+        fail(error if named else f"--pairs: {error}")
+
+
+def run():
+    from facenet_tf.evaluation.lfw import evaluate_lfw, load_pair_sets
+
+    sets = load_pair_sets(F.pairs, F.data_dir, F.subset)  # every image checked to exist, before the model loads
+    embedder = load_model("--model", F.model, F.weights, at_init=F.at_init)
     overrides = {k: v for k, v in (("margin", F.margin), ("crop_size", F.crop_size)) if v is not None}
     if F.cross_model is not None:
-        return cross_main(embedder, overrides)
+        return cross_main(embedder, overrides, sets)
     report = evaluate_lfw(embedder, pairs=F.pairs, root=F.data_dir, alignment=F.alignment, flip=F.flip,
                           subset=F.subset, output_dir=F.output_dir, align_overrides=overrides,
                           batch_size=F.batch_size, cache=F.cache,
-                          extra={"command": " ".join(["python"] + sys.argv)})
+                          extra={"command": " ".join(["python"] + sys.argv)}, pair_sets=sets)
     print(f"model {report['model']} | pairs {report['pairs']} ({report['n_pairs']}) | alignment {F.alignment} | "
           f"flip {F.flip}")
+    print(f"images {report['image_root']} | " + ", ".join(f"{f['path']} sha256 {f['sha256']}"
+                                                        for f in report["pairs_files"]))
     print(report['alignment_summary'])
     print(report["table"])
     for path in report.get("files", []):
         print("wrote", path)
 
 
-def cross_main(embedder, overrides):
-    import json
-    from pathlib import Path
+def cross_main(embedder, overrides, sets):
+    from facenet_tf.evaluation.lfw import evaluate_lfw_cross, write_results
 
-    from facenet_tf.evaluation.embed import load_embedder
-    from facenet_tf.evaluation.lfw import evaluate_lfw_cross
-    from facenet_tf.evaluation.plots import plot_roc
-
-    if F.flip:
-        raise app.UsageError("--flip is not supported with --cross_model.")
-    try:
-        other = load_embedder(F.cross_model, F.cross_weights)
-    except (ValueError, FileNotFoundError) as error:
-        raise app.UsageError(str(error))
+    other = load_model("--cross_model", F.cross_model, F.cross_weights)
     reports = evaluate_lfw_cross(embedder, other, pairs=F.pairs, root=F.data_dir, alignment=F.alignment,
-                                 subset=F.subset, align_overrides=overrides, batch_size=F.batch_size, cache=F.cache)
+                                 subset=F.subset, align_overrides=overrides, batch_size=F.batch_size, cache=F.cache,
+                                 pair_sets=sets)
     labels = {"a-a": f"A-A ({embedder.name})", "b-b": f"B-B ({other.name})", "a-b": "A-B", "b-a": "B-A",
               "cross": "A-B, both orders"}
     print(f"A = {embedder.name} | B = {other.name} | pairs {F.pairs} | alignment {F.alignment}")
@@ -85,13 +125,9 @@ def cross_main(embedder, overrides):
         m = report["metrics"]
         print(f"{labels[name]:>40}: accuracy {m['accuracy_mean']:.4f}  VAL@FAR=1e-3 {m['val_mean']:.4f}")
     if F.output_dir:
-        out = Path(F.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        public = {k: {kk: vv for kk, vv in r.items() if not kk.startswith("_")} for k, r in reports.items()}
-        (out / "results.json").write_text(json.dumps(public, indent=2, default=str))
-        plot_roc({labels[k]: reports[k]["_result"].roc for k in ("a-a", "b-b", "cross")}, out / "roc.png",
-                 title=f"LFW {F.pairs}: cross-model ROC")
-        print("wrote", out / "results.json", out / "roc.png")
+        written = write_results(reports, {labels[k]: reports[k]["_result"].roc for k in ("a-a", "b-b", "cross")},
+                                F.output_dir, title=f"LFW {F.pairs}: cross-model ROC")
+        print("wrote", *written)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 --model is a zoo name (with --weights: msceleb, a weights file, or random), a training workdir or a .keras file.
 Signatures: embed_images (= serving_default), embed_jpeg, verify, embed_images_int8, int8_distances; metadata in
 <output_dir>/assets/metadata.json. Written atomically: a failed export leaves an existing one untouched.
+Expected failures print one line "error: ..." and exit 2 (bad request) or 1 (the export failed).
 --evaluate_int8=view2 then measures the export's 128-byte embeddings on LFW (--report writes the table).
 See facenet_tf/export/saved_model.py.
 """
@@ -41,17 +42,14 @@ flags.mark_flags_as_required(["model", "output_dir"])
 
 def main(argv):
     del argv
-    from facenet_tf.export.commands import ExportUsageError, SavedModelCommand, command_line, run_saved_model_command
+    from facenet_tf.export.commands import SavedModelCommand, command_line, run_saved_model_command, run_binary
 
     args = SavedModelCommand(model=F.model, output_dir=F.output_dir, weights=F.weights, threshold=F.threshold,
                              calibrate_threshold=F.calibrate_threshold, int8_scale=F.int8_scale,
                              overwrite=F.overwrite, data_dir=F.data_dir, crop_size=F.crop_size,
                              evaluate_int8=F.evaluate_int8, subset=F.subset, report=F.report,
                              command=command_line(sys.argv))
-    try:
-        run_saved_model_command(args)
-    except ExportUsageError as error:
-        raise app.UsageError(str(error))
+    return run_binary(lambda: run_saved_model_command(args))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ each variant against the Keras model on LFW (parity and accuracy).
 
 --model is a zoo name (with --weights: msceleb, a weights file, or random), a training workdir or a .keras file.
 Writes <output_dir>/<model>_<variant>.tflite and .json (metadata; also embedded in the .tflite). The int8 variant
-is calibrated on centre-aligned LFW faces of identities outside View 2. See facenet_tf/export/tflite.py.
+is calibrated on centre-aligned LFW faces of identities outside View 2. The folder is written atomically; an
+existing one is refused unless --overwrite is given. Expected failures print one line "error: ..." and exit 2
+(bad request) or 1 (the export failed). See facenet_tf/export/tflite.py.
 """
 
 import os
@@ -22,6 +24,8 @@ F = flags.FLAGS
 flags.DEFINE_string("model", None, "Zoo name, training workdir or .keras file. Required.")
 flags.DEFINE_string("weights", None, "For a zoo name: 'msceleb' (inception_resnet_v1), a weights file, or 'random'.")
 flags.DEFINE_string("output_dir", None, "Directory for the .tflite and .json files. Required.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing TFLite export at --output_dir (atomically: all variants "
+                  "are built first, then swapped in).")
 flags.DEFINE_list("variants", ["float32", "float16", "dynamic_int8", "int8"], "Variants to write.")
 flags.DEFINE_integer("num_calibration_images", 200, "int8: representative LFW faces (identities outside View 2).")
 flags.DEFINE_bool("per_channel", True, "int8 / dynamic_int8: per-channel weight scales (else per tensor).")
@@ -44,19 +48,17 @@ flags.mark_flags_as_required(["model", "output_dir"])
 
 def main(argv):
     del argv
-    from facenet_tf.export.commands import ExportUsageError, TFLiteCommand, command_line, run_tflite_command
+    from facenet_tf.export.commands import TFLiteCommand, command_line, run_tflite_command, run_binary
 
     args = TFLiteCommand(model=F.model, output_dir=F.output_dir, weights=F.weights, variants=tuple(F.variants),
                          num_calibration_images=F.num_calibration_images, per_channel=F.per_channel,
                          float_nodes=tuple(F.float_nodes), threshold=F.threshold,
                          calibrate_threshold=F.calibrate_threshold, data_dir=F.data_dir, crop_size=F.crop_size,
                          evaluate=F.evaluate, subset=F.subset, num_threads=F.num_threads, report=F.report,
-                         reference_embeddings=F.reference_embeddings, command=command_line(sys.argv),
+                         reference_embeddings=F.reference_embeddings, overwrite=F.overwrite,
+                         command=command_line(sys.argv),
                          notes=tuple(F.note))
-    try:
-        run_tflite_command(args)
-    except ExportUsageError as error:
-        raise app.UsageError(str(error))
+    return run_binary(lambda: run_tflite_command(args))
 
 
 if __name__ == "__main__":

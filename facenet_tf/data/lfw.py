@@ -18,6 +18,7 @@ Pure Python + numpy: no TensorFlow import here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -42,8 +43,13 @@ _SAME_FORM = "a same-person line 'name<TAB>n1<TAB>n2' (3 fields)"
 _DIFFERENT_FORM = "a different-person line 'name1<TAB>n1<TAB>name2<TAB>n2' (4 fields)"
 
 
-class PairsFileError(ValueError):
-    """A malformed LFW pairs file; the message names the file, the 1-based line number and what was expected."""
+class PairsError(ValueError):
+    """LFW pairs that cannot be used: an unknown name, a missing pairs file, a fold selection the file lacks."""
+
+
+class PairsFileError(PairsError):
+    """A malformed LFW pairs file (bad fields, or not UTF-8 text at all); the message names the file, the 1-based
+    line number and what was expected."""
 
     def __init__(self, path: str | os.PathLike, line_number: int, message: str) -> None:
         self.path = Path(path)
@@ -70,7 +76,8 @@ class PairsFile:
     * ``folds``: int array, the 0-based fold of each pair (all 0 for the single-fold View 1 files);
     * ``line_numbers``: the 1-based line of each pair in the file (the header is line 1).
 
-    ``identities`` is the set of every person named in any pair (same or different).
+    ``identities`` is the set of every person named in any pair (same or different); ``sha256`` is the hex digest
+    of the bytes that were parsed, so a report can say exactly which protocol it ran.
     """
 
     path: Path
@@ -87,6 +94,7 @@ class PairsFile:
     folds: np.ndarray
     line_numbers: np.ndarray
     identities: frozenset[str] = field(repr=False)
+    sha256: str = ""
 
     def __len__(self) -> int:
         return len(self.paths_a)
@@ -113,7 +121,7 @@ class PairsFile:
         folds = sorted(set(int(f) for f in folds))
         bad = [f for f in folds if not 0 <= f < self.n_folds]
         if bad or not folds:
-            raise ValueError(f"'{self.path}' has folds 1..{self.n_folds}; cannot select {[f + 1 for f in bad]}")
+            raise PairsError(f"'{self.path}' has folds 1..{self.n_folds}; cannot select {[f + 1 for f in bad]}")
         keep = np.flatnonzero(np.isin(self.folds, folds))
         names_a = tuple(self.names_a[i] for i in keep)
         names_b = tuple(self.names_b[i] for i in keep)
@@ -122,7 +130,7 @@ class PairsFile:
             names_a=names_a, numbers_a=self.numbers_a[keep], names_b=names_b, numbers_b=self.numbers_b[keep],
             paths_a=tuple(self.paths_a[i] for i in keep), paths_b=tuple(self.paths_b[i] for i in keep),
             is_same=self.is_same[keep], folds=self.folds[keep], line_numbers=self.line_numbers[keep],
-            identities=frozenset(names_a) | frozenset(names_b))
+            identities=frozenset(names_a) | frozenset(names_b), sha256=self.sha256)
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
@@ -162,6 +170,19 @@ def _parse_header(line: str, path: Path) -> tuple[int, int]:
     return (1, numbers[0]) if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
+def _decode(data: bytes, path: Path) -> str:
+    """The text of a pairs file; a file that is not UTF-8 (an image, an archive, Latin-1) is a PairsFileError
+    naming the line of the first offending byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_number = data.count(b"\n", 0, error.start) + 1
+        raise PairsFileError(
+            path, line_number, f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "expected a tab-separated text pairs file such as LFW's pairs.txt"
+        ) from None
+
+
 def parse_pairs(
     path: str | os.PathLike,
     images_dir: str | os.PathLike | None = None,
@@ -176,16 +197,18 @@ def parse_pairs(
         check_exists: raise ``FileNotFoundError`` naming the first missing image (and the line that refers to it).
 
     Raises:
-        PairsFileError (a ValueError): a malformed header or pair line — wrong number of fields for its position
-            (same-person lines come first in every fold), a non-integer image number, a number < 1, or fewer or
-            more pair lines than the header announces. The message names the file and the 1-based line.
+        PairsFileError (a ValueError): a file that is not UTF-8 text, a malformed header or pair line — wrong
+            number of fields for its position (same-person lines come first in every fold), a non-integer image
+            number, a number < 1, or fewer or more pair lines than the header announces. The message names the
+            file and the 1-based line.
         FileNotFoundError: the file, or (with ``check_exists``) an image, does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"LFW pairs file '{path}' does not exist. {paths.LFW_HELP}")
     images_dir = Path(images_dir) if images_dir is not None else paths.lfw_images_dir(path.parent)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    data = path.read_bytes()
+    lines = _decode(data, path).splitlines()
     while lines and not lines[-1].strip():  # a trailing blank line is not a pair
         lines.pop()
     if not lines:
@@ -245,18 +268,7 @@ def parse_pairs(
 
     paths_a = tuple(image_path(images_dir, n, k) for n, k in zip(names_a, numbers_a.tolist()))
     paths_b = tuple(image_path(images_dir, n, k) for n, k in zip(names_b, numbers_b.tolist()))
-    if check_exists:
-        checked: set[Path] = set()
-        for i in range(n_expected):
-            for image in (paths_a[i], paths_b[i]):
-                if image not in checked:
-                    if not image.is_file():
-                        raise FileNotFoundError(
-                            f"{path}, line {i + 2}: image '{image}' does not exist (images_dir='{images_dir}'). "
-                            f"Pass the right images_dir, or check_exists=False to skip this check."
-                        )
-                    checked.add(image)
-    return PairsFile(
+    pairs = PairsFile(
         path=path,
         images_dir=images_dir,
         n_folds=n_folds,
@@ -271,7 +283,26 @@ def parse_pairs(
         folds=np.repeat(np.arange(n_folds, dtype=np.int64), 2 * per_fold),
         line_numbers=np.arange(2, n_expected + 2, dtype=np.int64),
         identities=frozenset(names_a) | frozenset(names_b),
+        sha256=hashlib.sha256(data).hexdigest(),
     )
+    if check_exists:
+        _require_images(pairs)
+    return pairs
+
+
+def _require_images(pairs: PairsFile) -> None:
+    """Raises ``FileNotFoundError`` naming the first image of ``pairs`` that does not exist, and its line."""
+    checked: set[Path] = set()
+    for line_number, image_a, image_b in zip(pairs.line_numbers.tolist(), pairs.paths_a, pairs.paths_b):
+        for image in (image_a, image_b):
+            if image not in checked:
+                if not image.is_file():
+                    raise FileNotFoundError(
+                        f"{pairs.path}, line {line_number}: image '{image}' does not exist "
+                        f"(images_dir='{pairs.images_dir}'). Pass the right images_dir, or check_exists=False to "
+                        "skip this check."
+                    )
+                checked.add(image)
 
 
 def load_pairs(
@@ -283,26 +314,44 @@ def load_pairs(
 
     A name resolves to ``PAIRS_FILES[name]`` under the LFW root (``paths.lfw_dir(root)``: the argument, then
     ``$FACENET_TF_LFW_DIR``, then ``../shared/data/lfw``) with images from ``paths.lfw_images_dir(root)``.
-    A path uses the image tree beside it. A ``:folds=A-B`` (or ``:folds=A``) suffix keeps only those 1-based
-    folds, e.g. ``"view2:folds=1-5"``.
+    A path reads its images from ``paths.lfw_images_dir(root)`` when ``root`` is given, else from the tree beside
+    it (``paths.lfw_images_dir(path.parent)``: the pairs file's folder or its ``lfw-deepfunneled`` /
+    ``lfw_funneled`` / ``lfw`` subfolder), never from the default LFW root: a user's pairs file scored on
+    other images would be a silent lie. A ``:folds=A-B`` (or ``:folds=A``) suffix keeps only those 1-based folds,
+    e.g. ``"view2:folds=1-5"``.
+
+    Raises:
+        PairsError: an unknown name, a path that is not a file, or a fold selection the file does not have.
+        PairsFileError: a malformed pairs file (see :func:`parse_pairs`).
+        FileNotFoundError: (with ``check_exists``) a path without ``root`` whose folder holds none of its images
+            (the message says to pass the image root, ``--data_dir``), or a missing image.
     """
     key = os.fspath(name_or_path)
     match = re.fullmatch(r"(.+):folds=(\d+)(?:-(\d+))?", key)
     if match:
         first, last = int(match[2]), int(match[3] or match[2])
         if first < 1 or last < first:
-            raise ValueError(f"{key!r}: expected ':folds=A-B' with 1 <= A <= B")
+            raise PairsError(f"{key!r}: expected ':folds=A-B' with 1 <= A <= B")
         return load_pairs(match[1], root, check_exists).select_folds(range(first - 1, last))
     if key in PAIRS_FILES:
         lfw_root = paths.lfw_dir(root)
         return parse_pairs(lfw_root / PAIRS_FILES[key], paths.lfw_images_dir(lfw_root), check_exists)
     path = Path(key)
     if not path.is_file():
-        raise ValueError(
+        raise PairsError(
             f"unknown LFW pairs {key!r}: expected one of {sorted(PAIRS_FILES)} or the path of an existing pairs file"
         )
-    images_dir = paths.lfw_images_dir(root) if root is not None else None
-    return parse_pairs(path, images_dir, check_exists)
+    if root is not None:
+        return parse_pairs(path, paths.lfw_images_dir(root), check_exists)
+    pairs = parse_pairs(path, check_exists=False)
+    if check_exists:
+        if not any(image.is_file() for image in pairs.paths_a + pairs.paths_b):
+            raise FileNotFoundError(
+                f"{path}: no image of this pairs file is in '{pairs.images_dir}' (the tree beside it, "
+                f"<Name>/<Name>_NNNN.jpg); pass the image root with --data_dir"
+            )
+        _require_images(pairs)
+    return pairs
 
 
 def unique_images(pairs: PairsFile) -> UniqueImages:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from facenet_tf.atomic import atomic_file
+
 
 def _far_val(label: str, curve: Any) -> tuple[np.ndarray, np.ndarray]:
     """A ``(far, val)`` pair, or anything with ``.far`` and ``.val`` (a ``verification.RocCurve``)."""
@@ -46,7 +48,7 @@ def plot_roc(
 
     Args:
         curves: ``{label: (far, val)}`` (arrays of one length) or ``{label: RocCurve}``; drawn in the given order.
-        path: the PNG to write (parent folders are created).
+        path: the PNG to write, atomically (parent folders are created).
         title: figure title.
         far_target: draw a dotted vertical line at this FAR (the paper's 1e-3); ``None`` for none.
         min_far: left end of the FAR axis; by default the smallest positive FAR of any curve (at most 1e-4).
@@ -82,6 +84,6 @@ def plot_roc(
     figure.tight_layout()
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    with atomic_file(path) as tmp:  # a reader sees the previous PNG or the new one, never a part
+        figure.savefig(tmp, format="png")
     return path

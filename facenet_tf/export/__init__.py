@@ -20,14 +20,15 @@ import importlib
 
 _NAMES = {
     "ModelSource": "source", "ModelSourceError": "source", "load_model_source": "source",
-    "from_keras_model": "source", "RANDOM_WEIGHTS": "source",
+    "from_keras_model": "source", "RANDOM_WEIGHTS": "source", "NonFiniteModelError": "source",
     "EmbeddingQuantizer": "quantize", "DEFAULT_SCALE": "quantize", "quantize_embeddings": "quantize",
     "dequantize_embeddings": "quantize", "integer_squared_distances": "quantize",
     "int8_squared_distances": "quantize", "integer_threshold": "quantize", "quantization_stats": "quantize",
     "Threshold": "calibration", "calibrate_threshold": "calibration", "calibration_images": "calibration",
-    "read_metadata": "metadata",
+    "read_metadata": "metadata", "check_pixels": "metadata",
     "export_saved_model": "saved_model", "SIGNATURES": "saved_model", "load_metadata": "saved_model",
     "export_tflite": "tflite", "convert_model": "tflite", "VARIANTS": "tflite", "TFLiteEmbeddingModel": "tflite",
+    "is_tflite_export": "tflite",
     "tflite_embedder": "tflite", "embedding_parity": "tflite", "read_embedded_metadata": "tflite",
     "evaluate_tflite": "evaluate", "evaluate_int8_embeddings": "evaluate", "keras_embedder": "evaluate",
 }

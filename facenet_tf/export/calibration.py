@@ -71,7 +71,7 @@ def calibrate_threshold(embedder: Embedder, split: str = THRESHOLD_SPLIT, alignm
     from facenet_tf.evaluation.embed import embed
     from facenet_tf.evaluation.lfw import PairArrays
 
-    pairs = PairArrays.from_pairs(load_pairs(split, paths.lfw_dir(root)), subset)
+    pairs = PairArrays.from_pairs(load_pairs(split, root), subset)  # a path reads the tree beside it
     files = sorted(set(pairs.paths_a + pairs.paths_b))
     position = {path: i for i, path in enumerate(files)}
     aligned = align_images(files, alignment, tuple(embedder.input_size), crop_size=crop_size, progress=progress)

@@ -1,22 +1,77 @@
 """What the export binaries do (``export/saved_model.py``, ``export/tflite.py``), as functions they call once.
 
-Each validates its arguments before any heavy work and raises :class:`ExportUsageError` for a wrong model name,
-missing weights, an unknown variant or a missing threshold, which the binaries turn into absl usage errors.
+Each validates its arguments before any heavy work, the output folder first (``facenet_tf.atomic.check_output``),
+and raises :class:`ExportUsageError` for an output that exists or cannot be written, a wrong model name, missing
+weights, an unknown variant or a missing threshold; :class:`ExportFailedError` when the export cannot be written
+(full disk, I/O error; nothing is replaced then); ``NonFiniteModelError`` for a model giving NaN embeddings.
+``run_binary`` turns these into one line on stderr and exit status 2 (usage) or 1 (failure), without a traceback.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
+from facenet_tf.atomic import OutputError, check_output, write_file_atomically
 from facenet_tf.export.calibration import THRESHOLD_SPLIT, Threshold
-from facenet_tf.atomic import write_file_atomically
-from facenet_tf.export.source import ModelSource, ModelSourceError, load_model_source
+from facenet_tf.export.source import ModelSource, ModelSourceError, NonFiniteModelError, load_model_source
+
+T = TypeVar("T")
+#: Exit statuses of the binaries: the request cannot be done as given; the export failed while running.
+EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
 class ExportUsageError(ValueError):
-    """The command was asked for something impossible (unknown model, missing weights, unknown variant ...)."""
+    """The command was asked for something impossible (unknown model, missing weights, unknown variant, an output
+    folder that exists or cannot be written ...)."""
+
+
+class ExportFailedError(RuntimeError):
+    """The export could not be written (full disk, I/O error); the previous output, if any, is untouched."""
+
+
+def run_binary(command: Callable[[], Any]) -> int:
+    """Runs a binary's command; an expected failure prints ``error: <one line>`` on stderr and gives the exit
+    status (``EXIT_USAGE`` or ``EXIT_FAILED``) instead of a traceback. 0 on success."""
+    try:
+        command()
+    except (ExportUsageError, OutputError) as error:
+        return _report(error, EXIT_USAGE)
+    except (ExportFailedError, NonFiniteModelError) as error:
+        return _report(error, EXIT_FAILED)
+    return 0
+
+
+def _report(error: Exception, status: int) -> int:
+    print("error: " + " ".join(str(error).split()), file=sys.stderr)
+    return status
+
+
+def check_output_dir(output_dir: str, overwrite: bool) -> None:
+    """``--output_dir`` can be written as a folder (new, or existing with ``--overwrite``); before any work."""
+    try:
+        check_output(output_dir, overwrite, "--output_dir", kind="folder")
+    except OutputError as error:
+        raise ExportUsageError(str(error)) from error
+
+
+def write_export(write: Callable[[], T], output_dir: str) -> T:
+    """Runs the step that writes ``--output_dir``: an existing folder that is not an export of this kind is a
+    usage error; a write that fails (full disk, I/O error) an :class:`ExportFailedError`, both naming the flag."""
+    import tensorflow as tf
+
+    try:
+        return write()
+    except FileExistsError as error:
+        raise ExportUsageError(f"--output_dir: {error}") from error
+    except (OSError, tf.errors.OutOfRangeError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError,
+            tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError, tf.errors.NotFoundError,
+            tf.errors.DataLossError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise ExportFailedError(f"--output_dir '{output_dir}' could not be written ({reason}); nothing was "
+                                "replaced") from error
 
 
 def load_source(model: str, weights: str | None) -> ModelSource:
@@ -95,13 +150,13 @@ def run_saved_model_command(args: SavedModelCommand, log: Callable[[str], None] 
     check_threshold_options(args.threshold, args.calibrate_threshold, required=True)
     if args.int8_scale is not None and not args.int8_scale > 0:
         raise ExportUsageError(f"--int8_scale must be positive, got {args.int8_scale}")
-    if Path(args.output_dir).exists() and not args.overwrite:
-        raise ExportUsageError(f"'{args.output_dir}' exists; pass --overwrite to replace it (atomically)")
+    check_output_dir(args.output_dir, args.overwrite)
     source = load_source(args.model, args.weights)
     threshold = resolve_threshold(source, args.threshold, args.calibrate_threshold, args.data_dir, args.subset,
                                   args.crop_size, log)
     scale = DEFAULT_SCALE if args.int8_scale is None else args.int8_scale
-    export = export_saved_model(source, args.output_dir, threshold, scale, overwrite=args.overwrite)
+    export = write_export(lambda: export_saved_model(source, args.output_dir, threshold, scale,
+                                                     overwrite=args.overwrite), args.output_dir)
     log(f"wrote {export.path} (threshold {threshold.value:.4f}, int8 scale {scale:g}); metadata "
         f"{export.metadata_file}")
     if args.evaluate_int8:
@@ -137,6 +192,7 @@ class TFLiteCommand:
     crop_size: int | None = None
     report: str | None = None
     reference_embeddings: str | None = None
+    overwrite: bool = False
     command: str = ""
     notes: tuple[str, ...] = ()
 
@@ -155,12 +211,14 @@ def run_tflite_command(args: TFLiteCommand, log: Callable[[str], None] = print) 
         raise ExportUsageError("--float_nodes only applies to the int8 variant")
     if args.num_calibration_images < 1:
         raise ExportUsageError(f"--num_calibration_images must be >= 1, got {args.num_calibration_images}")
+    check_output_dir(args.output_dir, args.overwrite)
     source = load_source(args.model, args.weights)
     threshold = resolve_threshold(source, args.threshold, args.calibrate_threshold, args.data_dir, None,
                                   args.crop_size, log)
-    exports = export_tflite(source, args.output_dir, variants, num_calibration_images=args.num_calibration_images,
-                            data_dir=args.data_dir, threshold=threshold, per_channel=args.per_channel,
-                            float_nodes=args.float_nodes, crop_size=args.crop_size, log=log)
+    exports = write_export(lambda: export_tflite(
+        source, args.output_dir, variants, num_calibration_images=args.num_calibration_images,
+        data_dir=args.data_dir, threshold=threshold, per_channel=args.per_channel, float_nodes=args.float_nodes,
+        crop_size=args.crop_size, overwrite=args.overwrite, log=log), args.output_dir)
     if args.evaluate:
         from facenet_tf.export.evaluate import evaluate_tflite, format_tflite_report
 

@@ -268,9 +268,8 @@ def evaluate_int8_embeddings(embedder: Embedder, scales: Iterable[float] = (FULL
     """LFW ``pairs`` (a k-fold protocol: ``view2`` or a pairs file) with float embeddings and with their int8
     codes at each scale, the distances of the codes computed in integer arithmetic."""
     from facenet_tf.align import AlignConfig, align_images
-    from facenet_tf.data.lfw import load_pairs
     from facenet_tf.evaluation import verification
-    from facenet_tf.evaluation.lfw import PairArrays, evaluate_lfw
+    from facenet_tf.evaluation.lfw import evaluate_lfw, load_pair_sets
 
     if pairs == "view1":
         raise ValueError("evaluate_int8_embeddings runs a k-fold protocol; use pairs='view2' (or a pairs file)")
@@ -278,9 +277,7 @@ def evaluate_int8_embeddings(embedder: Embedder, scales: Iterable[float] = (FULL
     report = evaluate_lfw(recorder.embedder, pairs=pairs, root=data_dir, alignment=alignment, subset=subset,
                           progress=progress, batch_size=batch_size, align_overrides=align_overrides)
     # The same crops again (from the alignment cache) -> the recorded float embeddings, row per image.
-    from facenet_tf import paths
-
-    pair_arrays = PairArrays.from_pairs(load_pairs(pairs, paths.lfw_dir(data_dir)), subset)
+    pair_arrays = load_pair_sets(pairs, data_dir, subset)[0]  # the same tree evaluate_lfw read
     files = sorted(set(pair_arrays.paths_a + pair_arrays.paths_b))
     position = {path: i for i, path in enumerate(files)}
     config = AlignConfig(mode=alignment, output_size=embedder.input_size, **(align_overrides or {}))

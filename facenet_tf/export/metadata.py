@@ -10,10 +10,13 @@ order), embedding size, preprocessing, threshold, the 128-byte form, versions an
 
 ``read_metadata(path)`` reads it from a SavedModel directory, a ``.tflite`` file or a ``.json`` file.
 
-Atomic writes (``facenet_tf.atomic``): an export is written into a hidden temporary sibling
-(``.<name>.tmp-<random>``) and renamed into place only when complete and checked; an existing export is first
-renamed aside and deleted only after the new one is in place. A failure at any point removes the temporary
-directory and leaves the old export as it was.
+Atomic writes (``facenet_tf.atomic.write_directory_atomically``): an export folder (SavedModel, or all the TFLite
+variants together) is written into a hidden temporary sibling (``.<name>.tmp-<random>``) and swapped into place
+only when complete and checked; the previous export is deleted only after the swap. A failure at any point
+removes the temporary folder and leaves the old export as it was; what a killed run leaves is removed by the next.
+
+The input contract: float RGB pixel values in ``PIXEL_RANGE`` [0, 255]; every export rejects NaN, infinities and
+values further than ``PIXEL_TOLERANCE`` outside with ``PIXEL_ERROR`` (``check_pixels`` is the numpy check).
 """
 
 from __future__ import annotations
@@ -30,6 +33,24 @@ METADATA_FILE = "metadata.json"
 METADATA_VERSION = 1
 #: Name of the metadata entry embedded in .tflite flatbuffers.
 TFLITE_METADATA_NAME = "facenet_tf_metadata"
+#: The pixel values every export takes (float RGB); values up to ``PIXEL_TOLERANCE`` outside are accepted
+#: (resampling overshoot), NaN, infinities and anything further out are rejected with ``PIXEL_ERROR``.
+PIXEL_RANGE = (0.0, 255.0)
+PIXEL_TOLERANCE = 1.0
+PIXEL_ERROR = "input images must be finite pixel values in [0, 255]"
+
+
+def check_pixels(images: Any) -> None:
+    """Raises ``ValueError`` (``PIXEL_ERROR``, with how many values are not) when ``images`` holds a NaN, an
+    infinity or a value outside ``PIXEL_RANGE`` +- ``PIXEL_TOLERANCE``; numpy, no TensorFlow."""
+    import numpy as np
+
+    values = np.asarray(images)
+    low, high = PIXEL_RANGE
+    ok = (values >= low - PIXEL_TOLERANCE) & (values <= high + PIXEL_TOLERANCE)
+    if not ok.all():
+        raise ValueError(f"{PIXEL_ERROR}; {values.size - int(np.count_nonzero(ok))} of {values.size} values are "
+                         "NaN, infinite or out of range")
 
 
 def base_metadata(source: ModelSource, export_format: str) -> dict[str, Any]:
@@ -46,7 +67,7 @@ def base_metadata(source: ModelSource, export_format: str) -> dict[str, Any]:
         "model": source.name,
         "source": source.describe(),
         "input": {"height": height, "width": width, "channels": 3, "layout": "NHWC", "dtype": "float32",
-                  "range": [0.0, 255.0], "color_order": "RGB",
+                  "range": list(PIXEL_RANGE), "color_order": "RGB",
                   "content": "an aligned face crop (facenet_tf.align, centre or detect mode)"},
         "embedding_size": source.embedding_size,
         "embedding": "L2-normalised float32; compare two faces by squared L2 distance",

@@ -26,6 +26,11 @@ message names the expected [N, H, W, 3] and the shape received), a dtype other t
 names the expected dtype), two ``verify`` batches of different sizes, and strings in ``embed_jpeg`` that are not
 complete JPEG/PNG files — empty, another format or truncated (no end marker) — with their indices in the batch.
 (A file that passes those checks but is corrupt inside fails in TensorFlow's decoder, without an index.)
+Pixel values must be finite and in [0, 255] (``PIXEL_TOLERANCE`` outside is accepted): NaN, infinities and values
+such as 1e30 fail with "input images must be finite pixel values in [0, 255]" (NaN pixels would otherwise give
+finite embeddings, and ``verify`` would call a NaN image the same person as any other). Embeddings that are not
+finite (a broken model) raise rather than being returned or quantised (NaN would become the code -128). An empty
+batch (N = 0) gives [0, d] embeddings and [0] distances.
 
 Metadata: ``<export>/assets/metadata.json`` (``loaded.metadata_path.asset_path`` after loading); see
 ``facenet_tf.export.metadata``. The export is written atomically (``write_directory_atomically``), loaded back
@@ -47,7 +52,7 @@ import tensorflow as tf
 
 from facenet_tf.export.calibration import Threshold
 from facenet_tf.atomic import write_directory_atomically
-from facenet_tf.export.metadata import METADATA_FILE, base_metadata
+from facenet_tf.export.metadata import METADATA_FILE, PIXEL_ERROR, PIXEL_RANGE, PIXEL_TOLERANCE, base_metadata
 from facenet_tf.export.quantize import DEFAULT_SCALE, QMAX, EmbeddingQuantizer
 from facenet_tf.export.source import ModelSource, from_keras_model
 
@@ -165,16 +170,22 @@ class EmbeddingServingModule(tf.Module):
     # ------------------------------------------------------------------------------------------------ checks
 
     def _check_images(self, images: tf.Tensor, signature: str, argument: str) -> tf.Tensor:
-        """``images`` after an assertion that its shape is [N, H, W, 3]."""
+        """``images`` after assertions that its shape is [N, H, W, 3] and that every value is a finite pixel
+        value in ``PIXEL_RANGE`` (+- ``PIXEL_TOLERANCE``): NaN would otherwise give finite embeddings."""
         height, width = self._size
         shape = tf.shape(images)
         padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)[:4]
         ok = tf.logical_and(tf.equal(tf.size(shape), 4),
                             tf.reduce_all(tf.equal(padded[1:], tf.constant([height, width, 3]))))
-        check = tf.debugging.Assert(ok, [
+        check_shape = tf.debugging.Assert(ok, [
             f"{signature}: '{argument}' must be float32 RGB images (0-255) of shape [N, {height}, {width}, 3]; "
             "got shape", shape], summarize=8)
-        with tf.control_dependencies([check]):
+        low, high = PIXEL_RANGE
+        in_range = tf.logical_and(images >= low - PIXEL_TOLERANCE, images <= high + PIXEL_TOLERANCE)  # NaN: False
+        bad = tf.size(images, out_type=tf.int64) - tf.math.count_nonzero(in_range, dtype=tf.int64)
+        check_values = tf.debugging.Assert(tf.equal(bad, 0), [
+            f"{signature}: '{argument}': {PIXEL_ERROR}; values that are NaN, infinite or out of range:", bad])
+        with tf.control_dependencies([check_shape, check_values]):
             return tf.identity(images)
 
     def _check_codes(self, codes: tf.Tensor, argument: str) -> tf.Tensor:
@@ -197,9 +208,15 @@ class EmbeddingServingModule(tf.Module):
     # ------------------------------------------------------------------------------------------- signatures
 
     def _embed(self, images: tf.Tensor) -> tf.Tensor:
-        return self._model_function(images)
+        """float32 [N, d]; an empty batch gives [0, d] without running the model (oneDNN rejects N = 0), and
+        non-finite embeddings (a broken model) raise instead of being returned."""
+        embeddings = tf.cond(tf.shape(images)[0] > 0, lambda: self._model_function(images),
+                             lambda: tf.zeros([0, self._dim], tf.float32))
+        return tf.debugging.assert_all_finite(embeddings, "the model gave NaN or infinite embeddings")
 
     def _quantize(self, embeddings: tf.Tensor) -> tf.Tensor:
+        """int8 codes; NaN would silently become -128, so non-finite embeddings raise."""
+        embeddings = tf.debugging.assert_all_finite(embeddings, "int8 quantisation: embeddings must be finite")
         scaled = tf.round(embeddings * self.int8_scale)
         return tf.cast(tf.clip_by_value(scaled, -QMAX, QMAX), tf.int8)
 
@@ -274,17 +291,18 @@ def saved_model_metadata(source: ModelSource, threshold: Threshold, int8_scale: 
     return metadata
 
 
-def check_saved_model(path: str | os.PathLike, model: keras.Model, atol: float = 1e-4) -> float:
-    """Loads the export at ``path`` and compares ``embed_images`` with ``model`` on two random images; returns
-    the largest absolute difference and raises ``RuntimeError`` above ``atol`` (or when a signature is
-    missing)."""
+def check_saved_model(path: str | os.PathLike, model: ModelSource | keras.Model, atol: float = 1e-4) -> float:
+    """Loads the export at ``path`` and compares ``embed_images`` with ``model`` on its check batch
+    (``ModelSource.check_images``); returns the largest absolute difference. Raises ``NonFiniteModelError``
+    when the model's own embeddings are not finite, ``RuntimeError`` above ``atol`` or when a signature is
+    missing."""
+    source = model if isinstance(model, ModelSource) else from_keras_model(model)
+    expected = source.check_embeddings()
     loaded = tf.saved_model.load(os.fspath(path))
     missing = sorted(set(SIGNATURES) - set(loaded.signatures))
     if missing:
         raise RuntimeError(f"the SavedModel written to '{path}' lacks the signatures {missing}")
-    height, width = int(model.input.shape[1]), int(model.input.shape[2])
-    images = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3)).astype(np.float32)
-    expected = np.asarray(model(images, training=False))
+    images = source.check_images()
     got = loaded.signatures["embed_images"](images=tf.constant(images))["embeddings"].numpy()
     difference = float(np.abs(got - expected).max())
     if not difference <= atol:
@@ -301,12 +319,15 @@ def export_saved_model(source: ModelSource | keras.Model, export_dir: str | os.P
     ``threshold``: a :class:`Threshold` (e.g. from ``calibrate_threshold``) or a number (recorded as given).
     ``overwrite``: replace an existing export (only a previous SavedModel or an empty directory is replaced).
     ``check``: load the written SavedModel and compare it with the Keras model before it goes into place.
+    A model whose embeddings of the check batch are not finite raises ``NonFiniteModelError`` before anything
+    is written.
     """
     if not isinstance(source, ModelSource):
         source = from_keras_model(source)
     if not isinstance(threshold, Threshold):
         threshold = Threshold(float(threshold))
     metadata = saved_model_metadata(source, threshold, int8_scale)
+    source.check_embeddings()  # a model giving NaN is refused before anything is written
 
     def write(tmp: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="facenet_tf_metadata_") as scratch:
@@ -317,7 +338,7 @@ def export_saved_model(source: ModelSource | keras.Model, export_dir: str | os.P
                           for name, function in module.signature_functions().items()}
             tf.saved_model.save(module, os.fspath(tmp), signatures=signatures)
         if check:
-            check_saved_model(tmp, source.model)
+            check_saved_model(tmp, source)
 
     path = write_directory_atomically(export_dir, write, overwrite=overwrite,
                                       replaceable=lambda target: (target / "saved_model.pb").is_file(),

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import keras
 
@@ -30,6 +32,10 @@ PREPROCESSING = {
 
 class ModelSourceError(ValueError):
     """The model to export cannot be found or loaded; the message says what was expected."""
+
+
+class NonFiniteModelError(ValueError):
+    """The model gives NaN or infinite embeddings for ordinary images (e.g. NaN weights): not exported."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,23 @@ class ModelSource:
     @property
     def embedding_size(self) -> int:
         return int(self.model.output.shape[-1])
+
+    def check_images(self) -> np.ndarray:
+        """The fixed check batch: two uniform-noise RGB images (0-255, seed 0) at the model's input size."""
+        return np.random.default_rng(0).uniform(0, 255, (2, *self.input_size, 3)).astype(np.float32)
+
+    def check_embeddings(self) -> np.ndarray:
+        """The model's embeddings of :meth:`check_images`; raises :class:`NonFiniteModelError` (one line, with the
+        number of non-finite weights) when any is NaN or infinite."""
+        from facenet_tf.models.common import non_finite_weights
+
+        embeddings = np.asarray(self.model(self.check_images(), training=False), np.float32)
+        bad, total = non_finite_weights(self.model)
+        if np.isfinite(embeddings).all() and not bad:
+            return embeddings
+        raise NonFiniteModelError(
+            f"model '{self.name}' gives NaN or infinite embeddings for ordinary images; {bad} of its {total} weight "
+            "values are NaN or infinite (a diverged training run?); not exported")
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: what the metadata's ``source`` says."""

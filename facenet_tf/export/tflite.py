@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -39,8 +40,8 @@ import numpy as np
 
 from facenet_tf.evaluation.embed import Embedder, l2_normalize
 from facenet_tf.export.calibration import Threshold
-from facenet_tf.atomic import write_file_atomically, write_json_atomically
-from facenet_tf.export.metadata import TFLITE_METADATA_NAME, base_metadata
+from facenet_tf.atomic import check_replaceable, write_directory_atomically
+from facenet_tf.export.metadata import TFLITE_METADATA_NAME, base_metadata, check_pixels
 from facenet_tf.export.source import ModelSource, from_keras_model
 
 
@@ -270,11 +271,16 @@ class TFLiteEmbeddingModel:
         return np.clip(np.rint(images / scale + zero_point), info.min, info.max).astype(self.input_dtype)
 
     def run(self, images: np.ndarray) -> np.ndarray:
-        """The raw output (int8 for the ``int8`` variant) of one batch."""
+        """The raw output (int8 for the ``int8`` variant) of one batch; ``ValueError`` for another image size or
+        pixel values that are not finite values in [0, 255] (``metadata.check_pixels``). An empty batch gives
+        (0, d) without running the interpreter."""
         images = np.asarray(images)
         expected = (*self.input_size, 3)
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(f"expected images of shape (N, {expected[0]}, {expected[1]}, 3), got {images.shape}")
+        check_pixels(images)
+        if len(images) == 0:
+            return np.zeros((0, self.embedding_size), self.output_dtype)
         self._prepare(len(images))
         self.interpreter.set_tensor(self._input["index"], self.quantize_input(images))
         self.interpreter.invoke()
@@ -286,6 +292,8 @@ class TFLiteEmbeddingModel:
             scale, zero_point = self.output_quantization
             out = (out.astype(np.float32) - zero_point) * np.float32(scale)
         out = out.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise ValueError("the TFLite model gave NaN or infinite embeddings")
         return l2_normalize(out).astype(np.float32) if self.renormalize else out
 
 
@@ -349,14 +357,39 @@ def _quantization(dtype: np.dtype, quantization: tuple[float, int], what: str) -
     return {"scale": scale, "zero_point": zero_point, "formula": f"real {what} = ({shifted}) * {scale:.9g}"}
 
 
+def is_tflite_export(folder: Path) -> bool:
+    """Whether ``folder`` holds only what :func:`export_tflite` writes: ``.tflite`` files, each with its ``.json``
+    metadata beside it, and ``.json`` files whose ``format`` is ``tflite``; nothing else (no subfolder, no link)."""
+    for entry in folder.iterdir():
+        if entry.is_symlink() or not entry.is_file() or entry.suffix not in (".tflite", ".json"):
+            return False
+        if entry.suffix == ".tflite" and not entry.with_suffix(".json").is_file():
+            return False
+        if entry.suffix == ".json":
+            try:
+                if json.loads(entry.read_text()).get("format") != "tflite":
+                    return False
+            except (ValueError, AttributeError, OSError):
+                return False
+    return True
+
+
+TFLITE_EXPORT = "a TFLite export (only .tflite files and their .json metadata)"
+
+
 def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
                   representative_images: np.ndarray | None = None,
                   num_calibration_images: int = DEFAULT_CALIBRATION_IMAGES, data_dir: str | None = None,
                   threshold: Threshold | None = None, per_channel: bool = True, float_nodes: Sequence[str] = (),
-                  basename: str | None = None, crop_size: int | None = None,
+                  basename: str | None = None, crop_size: int | None = None, overwrite: bool = False,
                   log: Callable[[str], None] | None = None) -> dict[str, TFLiteExport]:
     """Converts ``source`` to each variant: ``<output_dir>/<basename>_<variant>.tflite`` (with metadata embedded)
-    and ``<basename>_<variant>.json``, each written atomically. ``basename`` defaults to the model's name.
+    and ``<basename>_<variant>.json``. ``basename`` defaults to the model's name.
+
+    The folder is written atomically: every variant is built in a hidden sibling that replaces ``output_dir`` only
+    when all are done, so a failed or killed export leaves no mixture of old and new files. ``overwrite``:
+    replace an existing folder, only if it is a TFLite export (``is_tflite_export``) or empty; checked before
+    any work. A model whose embeddings of the check batch are not finite raises ``NonFiniteModelError``.
 
     ``int8`` needs ``representative_images``; when None, ``num_calibration_images`` centre-aligned LFW faces of
     identities outside View 2 are used (``calibration_images``, centre crop ``crop_size``; LFW from ``data_dir``
@@ -365,6 +398,8 @@ def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, vari
     if not isinstance(source, ModelSource):
         source = from_keras_model(source)
     variants = check_variants(variants)
+    check_replaceable(output_dir, overwrite, is_tflite_export, TFLITE_EXPORT)
+    source.check_embeddings()
     log = log or (lambda message: None)
     calibration = None
     if "int8" in variants:
@@ -380,11 +415,14 @@ def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, vari
             calibration = {"images": int(len(representative_images)), "source": "given by the caller"}
         calibration["per_channel"] = per_channel
         calibration["float_nodes"] = list(float_nodes)
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir).absolute()
     basename = basename or source.name
     exports: dict[str, TFLiteExport] = {}
-    with tempfile.TemporaryDirectory(prefix="facenet_tf_tflite_") as scratch:
-        saved = write_plain_saved_model(source.model, Path(scratch) / "saved_model")
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir()
+        scratch = tmp / ".converter_input"  # inside tmp: a killed run's leftovers go with it
+        saved = write_plain_saved_model(source.model, scratch)
         for variant in variants:
             log(f"converting {source.name} to TFLite {variant}")
             int8 = variant == "int8"
@@ -393,8 +431,15 @@ def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, vari
             metadata = tflite_metadata(source, variant, flatbuffer, threshold,
                                        calibration if variant == "int8" else None)
             flatbuffer = embed_metadata(flatbuffer, metadata)
-            path = write_file_atomically(output_dir / f"{basename}_{variant}.tflite", flatbuffer)
-            metadata_path = write_json_atomically(path.with_suffix(".json"), metadata)
-            exports[variant] = TFLiteExport(variant, path, metadata_path, len(flatbuffer), metadata)
-            log(f"wrote {path} ({len(flatbuffer) / 1e6:.2f} MB)")
+            name = f"{basename}_{variant}"
+            (tmp / f"{name}.tflite").write_bytes(flatbuffer)
+            (tmp / f"{name}.json").write_text(json.dumps(metadata, indent=2) + "\n")
+            exports[variant] = TFLiteExport(variant, output_dir / f"{name}.tflite", output_dir / f"{name}.json",
+                                            len(flatbuffer), metadata)
+            log(f"converted {variant} ({len(flatbuffer) / 1e6:.2f} MB)")
+        shutil.rmtree(scratch)
+
+    write_directory_atomically(output_dir, write, overwrite=overwrite, replaceable=is_tflite_export,
+                               what=TFLITE_EXPORT)
+    log(f"wrote {output_dir}: {', '.join(e.path.name for e in exports.values())}")
     return exports

@@ -56,3 +56,13 @@ def check_overrides(model_name: str, overrides: dict, allowed: tuple[str, ...]) 
     if unknown:
         raise TypeError(f"Model '{model_name}' got unknown override(s) {unknown}; valid overrides: "
                         f"{', '.join(allowed)}.")
+
+
+def non_finite_weights(model: keras.Model) -> tuple[int, int]:
+    """``(non-finite values, all values)`` over the model's weights: a model with any NaN or infinite weight is
+    broken, even where an activation hides it (oneDNN's fused ReLU maps NaN to 0, so such a model can still give
+    finite, meaningless embeddings)."""
+    import numpy as np
+
+    values = [np.asarray(w) for w in model.weights]
+    return sum(int(np.count_nonzero(~np.isfinite(v))) for v in values), sum(v.size for v in values)

@@ -41,9 +41,9 @@ import numpy as np
 
 from facenet_tf import paths
 from facenet_tf.models.layers import L2Normalize, Prewhiten, ScaledResidual
+from facenet_tf.models.weights import REGISTRY, resolve_weights
 
 MODEL_NAME = "inception_resnet_v1"
-PRETRAINED = {"msceleb": Path("inception_resnet_v1_msceleb") / "facenet_keras.h5"}
 PRETRAINED_EMBEDDING_DIM = 128
 MIN_INPUT_SIZE = 75
 
@@ -247,16 +247,17 @@ class PretrainedReport:
 
 
 def resolve_pretrained(weights: str | os.PathLike) -> Path:
-    """The file for ``weights``: a name in ``PRETRAINED`` (under ``paths.weights_dir()``) or a file path."""
+    """The file for ``weights``: a name in the weights registry (``facenet_tf.models.weights``: found, or fetched
+    and verified on first use) or a file path."""
     key = str(weights)
-    if key in PRETRAINED:
-        path = paths.weights_dir() / PRETRAINED[key]
-    else:
-        path = Path(weights).expanduser()
+    registered = [name for name, entry in REGISTRY.items() if entry.architecture == MODEL_NAME]
+    if key in registered:
+        return resolve_weights(key)
+    path = Path(weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"Pretrained weights {key!r} for '{MODEL_NAME}': '{path}' is not a file (weights is one of "
-            f"{sorted(PRETRAINED)} or the path of a facenet_keras.h5-style file). {paths.WEIGHTS_HELP}")
+            f"{registered} or the path of a facenet_keras.h5-style file). {paths.WEIGHTS_HELP}")
     return path
 
 

@@ -1,6 +1,7 @@
 """LFW layout and protocol files: synthetic trees and pairs files (including malformed ones), then the real
 files from ../shared (``lfw_root`` fixture; skipped where LFW is absent)."""
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -215,6 +216,73 @@ def test_load_pairs_fold_selection(tree):
         lfw.load_pairs("view2:folds=2-3", root=tree)
     with pytest.raises(ValueError, match="1 <= A <= B"):
         lfw.load_pairs("view2:folds=2-1", root=tree)
+
+
+
+def test_load_pairs_path_reads_the_tree_beside_it_not_the_default(tree, tmp_path_factory, monkeypatch):
+    """A pairs file given by path resolves its images in the tree beside it, never in the default LFW root."""
+    default = tmp_path_factory.mktemp("default_lfw")
+    (default / "lfw-deepfunneled" / "Alice_A").mkdir(parents=True)
+    monkeypatch.setenv("FACENET_TF_LFW_DIR", str(default))
+    path = write(tree, VIEW2_TEXT, "my_pairs.txt")
+    pairs = lfw.load_pairs(path)
+    assert pairs.images_dir == tree / "lfw-deepfunneled"
+    assert pairs.paths_a[0] == tree / "lfw-deepfunneled" / "Alice_A" / "Alice_A_0001.jpg"
+    # the images may also sit directly beside the pairs file
+    flat = tmp_path_factory.mktemp("flat")
+    (tree / "lfw-deepfunneled").rename(flat / "images")
+    moved = write(flat / "images", VIEW2_TEXT, "pairs.txt")
+    assert lfw.load_pairs(moved).images_dir == flat / "images"
+
+
+def test_load_pairs_path_without_a_tree_beside_it_refuses(tree, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FACENET_TF_LFW_DIR", str(tree))  # a default tree that has every image: never used
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    path = write(elsewhere, VIEW2_TEXT)
+    with pytest.raises(FileNotFoundError) as error:
+        lfw.load_pairs(path)
+    message = str(error.value)
+    assert str(path) in message and "--data_dir" in message and str(tree) not in message
+    assert "\n" not in message
+    # an explicit root is used instead
+    assert lfw.load_pairs(path, root=tree).images_dir == tree / "lfw-deepfunneled"
+    # only names are wanted: no image is looked for, so no tree is needed
+    assert lfw.load_pairs(path, check_exists=False).identities == set(PEOPLE)
+    # a tree beside it that has some of the images names the first missing one
+    (elsewhere / "Alice_A").mkdir()
+    (elsewhere / "Alice_A" / "Alice_A_0001.jpg").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"line 2: image '.*Alice_A_0002\.jpg' does not exist"):
+        lfw.load_pairs(path)
+
+
+def test_pairs_file_sha256_is_of_the_bytes_parsed(tree):
+    path = write(tree, VIEW2_TEXT)
+    pairs = lfw.load_pairs(path)
+    assert pairs.sha256 == hashlib.sha256(VIEW2_TEXT.encode()).hexdigest()
+    assert pairs.select_folds([1]).sha256 == pairs.sha256
+
+
+@pytest.mark.parametrize("data, line_number", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8", 1),  # an image given as the pairs file
+    (VIEW2_TEXT.encode().replace(b"Bob_B\t1\t2", b"B\xf6b_B\t1\t2"), 3),  # Latin-1 in a text file
+])
+def test_binary_pairs_file_is_a_pairs_file_error(tmp_path, data, line_number):
+    path = tmp_path / "pairs.bin"
+    path.write_bytes(data)
+    with pytest.raises(lfw.PairsFileError) as error:
+        lfw.load_pairs(path, root=tmp_path, check_exists=False)
+    assert error.value.line_number == line_number
+    assert str(error.value).startswith(f"{path}, line {line_number}: ") and "UTF-8" in str(error.value)
+
+
+def test_bad_pairs_arguments_are_pairs_errors(tree):
+    with pytest.raises(lfw.PairsError, match="no_such.txt"):
+        lfw.load_pairs(tree / "no_such.txt")
+    with pytest.raises(lfw.PairsError, match="view3"):
+        lfw.load_pairs("view3", root=tree)
+    write(tree, VIEW2_TEXT, "pairs.txt")
+    with pytest.raises(lfw.PairsError, match="folds 1..2"):
+        lfw.load_pairs("view2:folds=3", root=tree)
 
 
 # --------------------------------------------------------------------------------------------- the real LFW

@@ -23,10 +23,16 @@ def test_view2_subset_end_to_end(pretrained, lfw_root, tmp_path):
     report = evaluate_lfw(pretrained, pairs="view2", root=str(lfw_root), alignment="detect", subset=2,
                           output_dir=tmp_path, progress=False, cache_root=tmp_path / "cache")
     assert report["n_pairs"] == 40 and report["metrics"]["n_folds"] == 10
+    # the report says which images and which protocol file it scored
+    assert report["image_root"] == str((lfw_root / "lfw-deepfunneled").absolute())
+    (pairs_file,) = report["pairs_files"]
+    assert pairs_file["path"] == str((lfw_root / "pairs.txt").absolute())
+    assert pairs_file["sha256"] == "ea42330c62c92989f9d7c03237ed5d591365e89b3e649747777b70e692dc1592"
     assert report["metrics"]["accuracy_mean"] >= 0.95
     assert 0.8 < np.median([f["accuracy_threshold"] for f in report["metrics"]["folds"]]) < 1.6
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["metrics"]["accuracy_mean"] == report["metrics"]["accuracy_mean"]
+    assert saved["pairs_files"] == report["pairs_files"] and "_result" not in saved
     assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

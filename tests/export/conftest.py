@@ -63,3 +63,16 @@ def micro_model():
 
     keras.utils.set_random_seed(1)
     return build_micro_model()
+
+
+def nan_weight_model(model):
+    """A copy of ``model`` with one NaN weight in its last Dense kernel (what a diverged training run leaves)."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    dense = [layer for layer in clone.layers if isinstance(layer, keras.layers.Dense)][-1]
+    kernel, bias = dense.get_weights()
+    kernel[0, 0] = np.nan
+    dense.set_weights([kernel, bias])
+    return clone

