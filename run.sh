@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # Installs or confirms the pinned dependencies (a no-op when they are already there).
-.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e ".[cpu,dev]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import facenet_tf, tensorflow" || { echo "install failed" >&2; exit 1; }
 
 case "${1:-main}" in

@@ -5,9 +5,14 @@ because on AVX2 CPUs without AVX-512 TensorFlow leaves them off and runs 2-3x sl
 effect when facenet_tf is imported before TensorFlow; the binaries and tests set it themselves first.
 """
 
+import importlib.util
 import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+if importlib.util.find_spec("tensorflow") is None:  # TensorFlow is an extra: say which one to install
+    raise ImportError("facenet-tf needs TensorFlow: pip install 'facenet-tf[cpu]' (CPU only) or "
+                      "'facenet-tf[gpu]' (NVIDIA GPU, Linux; TensorFlow's CUDA wheels)")
 
 __version__ = "0.1.0"
