@@ -2,6 +2,8 @@
 
 from facenet_tf.models import layers  # noqa: F401  (registers the custom layers for .keras loading)
 from facenet_tf.models.complexity import count_flops, count_params, layer_costs
+from facenet_tf.models.folding import fold_batch_norm
 from facenet_tf.models.registry import ModelSpec, create_model, get_spec, list_models
 
-__all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "count_params", "count_flops", "layer_costs"]
+__all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "count_params", "count_flops", "layer_costs",
+           "fold_batch_norm"]
