@@ -102,18 +102,14 @@ def _feature_embedder(spec: str):
     import keras
 
     from facenet_tf.evaluation.embed import keras_embedder
-    from facenet_tf.models import create_model, list_models
 
     source, _, layer = spec.rpartition(":")
     if not source or not layer:
         raise app.UsageError(f"--features: expected 'source[@weights]:layer', got '{spec}'.")
-    name, _, weights = source.partition("@")
-    if name in list_models():
-        model = create_model(name, weights=weights or None)
-    else:
-        from facenet_tf.train import load_embedding_model
+    from facenet_tf.models.source import load_model
 
-        model = load_embedding_model(name)
+    model = load_model(source).model
+    name = source
     if layer == "auto":  # the input of the final projection (the last Dense layer): what phase 1 re-learns
         dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
         if not dense:
@@ -194,8 +190,7 @@ def main(argv):
         split = training_identities(listed, [load_pairs(e, root) for e in exclude.split(",")])
         train_images = [str(p) for images in split.identities.values() for p in images]
         train_ids = [name for name, images in split.identities.items() for _ in images]
-        name, _, weights = source.partition("@")
-        old = load_embedder(name, weights or None)
+        old = load_embedder(source)
         olds_test.append(embed_all(old, test_images, f"old {source} (test)", source))
         old_train = embed_all(old, train_images, f"old {source} (train)", source).vectors
         fits.append((split, train_images, train_ids, old_train,

@@ -73,12 +73,6 @@ def _cached_embeddings(source, weights, images, alignment, subset_key):
     return result
 
 
-def _source_and_weights(source):
-    """'zoo_name@weights' -> (zoo_name, weights); anything else -> (source, None)."""
-    name, _, weights = source.partition("@")
-    return (name, weights) if weights else (source, None)
-
-
 def _test_pairs(sets, pairs):
     """The pair set that is reported: DevTest for View 1, the whole file otherwise."""
     return sets[1] if pairs == "view1" else sets[0]
@@ -91,6 +85,7 @@ def report_main():
     from facenet_tf.evaluation.lfw import evaluate_cross_model, harmonic_diagnosis, load_pair_sets, pair_images
     from facenet_tf.evaluation.plots import plot_roc
     from facenet_tf.evaluation.verification import paired_fold_difference
+    from facenet_tf.models.source import split_source
 
     if not F.new:
         raise app.UsageError("--new: give at least one label=source.")
@@ -118,7 +113,7 @@ def report_main():
                                  "must cover the 10 folds of View 2.")
         if len(olds) > 1 and len(sources) != len(olds):
             raise app.UsageError(f"--new {label}: {len(sources)} sources for {len(olds)} --old sources.")
-        new = [_cached_embeddings(*_source_and_weights(src), images, F.alignment, F.subset) for src in sources]
+        new = [_cached_embeddings(*split_source(src), images, F.alignment, F.subset) for src in sources]
         reports = evaluate_cross_model(old, new if F.split_folds else new[0], sets, F.pairs,
                                        folds_per_model=F.split_folds or None)
         names = {"a-a": "old-old", "b-b": "new-new", "cross": "old-new (both orders)", "a-b": "old->new",
@@ -137,7 +132,7 @@ def report_main():
         public[label]["source"] = source
         public[label]["roc_png"] = str(png)
     diagnoses = {label: harmonic_diagnosis(
-        olds[0], _cached_embeddings(*_source_and_weights(src), images, F.alignment, F.subset),
+        olds[0], _cached_embeddings(*split_source(src), images, F.alignment, F.subset),
         _test_pairs(sets, F.pairs)) for label, src in news if "|" not in src and len(olds) == 1}
     if diagnoses:
         dl = ["Why old-new scores as it does (reported pairs; cos = cosine of the two L2-normalised embeddings; "

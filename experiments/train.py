@@ -5,10 +5,15 @@
 
 Running the same command again resumes from the latest checkpoint (also after kill -9). Multi-worker: set
 TF_CONFIG on every worker and pass --distribute=multi_worker (see README, "Training on several machines").
+
+Expected failures end with one line on stderr, ``train.py: error: <message>`` (naming the flag, file or step), and
+exit status 2 for bad flags, 1 otherwise (missing data, a diverged run, a full disk); never a traceback.
 """
 
 import os
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,18 +89,27 @@ flags.DEFINE_string("init_from", None, "With --harmonic_with: the trained new mo
 flags.DEFINE_string("init_weights", None, "For a zoo --init_from: its weights, e.g. 'msceleb'.")
 flags.mark_flag_as_required("workdir")
 
+PROG = Path(__file__).name
+
+
+def fail(error: BaseException | str, status: int) -> NoReturn:
+    """Ends the run with ``train.py: error: <message>`` on one line of stderr and ``status``."""
+    message = " ".join(str(error).split())  # one line, even for messages that quote a multi-line cause
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
 
 def apply_config(name: str | None, quick: bool) -> None:
     """Sets every flag of the named config that was not given on the command line."""
     if name is None:
         if quick:
-            raise app.UsageError("--quick needs --config.")
+            raise ValueError("--quick needs --config.")
         return
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from configs import CONFIGS
 
     if name not in CONFIGS:
-        raise app.UsageError(f"--config: unknown '{name}'; known: {', '.join(CONFIGS)}.")
+        raise ValueError(f"--config: unknown '{name}'; known: {', '.join(CONFIGS)}.")
     values = dict(CONFIGS[name])
     quick_values = values.pop("quick", {})
     if quick:
@@ -108,13 +122,14 @@ def apply_config(name: str | None, quick: bool) -> None:
 def main(argv):
     del argv
     import keras
+    import tensorflow as tf
 
-    from facenet_tf.train import TrainConfig, train
+    from facenet_tf.train import TrainConfig, TrainingDiverged, train
     from facenet_tf.train.distribute import make_strategy
 
-    apply_config(F.config, F.quick)
-    keras.utils.set_random_seed(F.seed)
     try:
+        apply_config(F.config, F.quick)
+        keras.utils.set_random_seed(F.seed)
         config = TrainConfig(
             workdir=F.workdir, model=F.model, embedding_dim=F.embedding_dim,
             input_size=tuple(int(v) for v in F.input_size) if F.input_size else None, batch_norm=F.batch_norm,
@@ -132,8 +147,12 @@ def main(argv):
             harmonic_fit_alignment=F.harmonic_fit_alignment, harmonic_views=F.harmonic_views,
             init_from=F.init_from, init_weights=F.init_weights)
     except ValueError as error:
-        raise app.UsageError(str(error))
-    summary = train(config, strategy=make_strategy(F.distribute))
+        fail(error, 2)
+    try:
+        summary = train(config, strategy=make_strategy(F.distribute))
+    except (ValueError, OSError, TrainingDiverged, tf.errors.OpError) as error:
+        # OSError: FileNotFoundError (data, pairs files), a read-only --workdir, a full disk (CheckpointWriteError)
+        fail(getattr(error, "message", None) or error, 1)
     logging.info("Done: step %d, workdir %s", summary["end_step"], summary["workdir"])
 
 

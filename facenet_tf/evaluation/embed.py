@@ -10,7 +10,6 @@ progress bar, and reused by every metric. A model that yields a NaN or an infini
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -90,47 +89,15 @@ def keras_embedder(model, name: str | None = None) -> Embedder:
 
 
 def load_embedder(source: str, weights: str | None = None, at_init: bool = False) -> Embedder:
-    """An :class:`Embedder` from ``source``:
+    """An :class:`Embedder` over the inference form (batch norm folded) of the model that
+    ``facenet_tf.models.load_model`` resolves from ``source`` and
+    ``weights`` (a zoo name, ``zoo@weights``, registered weights, a training workdir — ``at_init``: before its
+    first step —, a ``.keras`` file, a SavedModel export or a TensorFlow 1 graph). ValueError names a source that
+    is none of these."""
+    from facenet_tf.models.source import load_model
 
-    - a zoo model name (``nn2``, ``inception_resnet_v1`` ...), with ``weights`` (``"msceleb"``, a weights file);
-    - a training workdir (holds ``config.json``): its final model, else its latest checkpoint; with
-      ``at_init=True`` the same network before training (the run's seed), the untrained baseline;
-    - a ``.keras`` file;
-    - a SavedModel directory exported by ``export/saved_model.py`` (uses its ``embed_images`` signature).
-    """
-    from facenet_tf.models import list_models
-
-    path = Path(source)
-    if at_init and not (path / "config.json").is_file():
-        raise ValueError(f"--at_init needs a training workdir (with config.json); '{source}' is not one.")
-    if source in list_models():
-        from facenet_tf.models import create_model
-
-        return keras_embedder(create_model(source, weights=weights), source)
-    if path.is_dir() and (path / "config.json").is_file():
-        from facenet_tf.train import load_embedding_model
-
-        suffix = " (untrained, step 0)" if at_init else ""
-        return keras_embedder(load_embedding_model(path, initial=at_init), f"workdir:{path}{suffix}")
-    if path.is_file() and path.suffix == ".keras":
-        import keras
-
-        import facenet_tf.models  # noqa: F401  (registers the custom layers)
-
-        return keras_embedder(keras.saving.load_model(path), str(path))
-    if path.is_dir() and (path / "saved_model.pb").is_file():
-        import tensorflow as tf
-
-        loaded = tf.saved_model.load(str(path))
-        if "embed_images" not in loaded.signatures:
-            raise ValueError(f"SavedModel '{path}' has no 'embed_images' signature (signatures: "
-                             f"{list(loaded.signatures)}).")
-        signature = loaded.signatures["embed_images"]
-        shape = signature.structured_input_signature[1]["images"].shape
-        return Embedder(lambda x: signature(images=tf.constant(x))["embeddings"].numpy(),
-                        (int(shape[1]), int(shape[2])), f"saved_model:{path}")
-    raise ValueError(f"--model '{source}' is neither a zoo model ({', '.join(list_models())}), a training "
-                     "workdir (with config.json), a .keras file, nor a SavedModel directory (with saved_model.pb).")
+    loaded = load_model(source, weights, at_init=at_init, inference=True)
+    return keras_embedder(loaded.model, loaded.name)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,26 +88,6 @@ class ModelSource:
         return out
 
 
-def infer_preprocessing(model: keras.Model) -> str:
-    """``scale``/``prewhiten`` from the model's first layer after the input (the zoo's convention), else
-    ``unknown``."""
-    import keras
-
-    from facenet_tf.models.layers import Prewhiten
-
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if not layers:
-        return "unknown"
-    first = layers[0]
-    if isinstance(first, Prewhiten):
-        return "prewhiten"
-    if isinstance(first, keras.layers.Rescaling):
-        config = first.get_config()
-        if abs(float(config["scale"]) - 1 / 127.5) < 1e-9 and abs(float(config["offset"]) + 1) < 1e-9:
-            return "scale"
-    return "unknown"
-
-
 def from_keras_model(model: keras.Model, name: str | None = None, kind: str = "model",
                      location: str | None = None, weights: str | None = None) -> ModelSource:
     """Wraps an in-memory embedding model, checking it is image (N, H, W, 3) -> embedding (N, d)."""
@@ -126,6 +105,8 @@ def from_keras_model(model: keras.Model, name: str | None = None, kind: str = "m
         raise ModelSourceError(f"model '{model.name}' must return embeddings (None, d); its output shape is "
                                f"{out_shape}")
     name = name or model.name
+    from facenet_tf.models.source import infer_preprocessing
+
     preprocessing = infer_preprocessing(model)
     if name in list_models():
         from facenet_tf.models import get_spec
@@ -135,54 +116,21 @@ def from_keras_model(model: keras.Model, name: str | None = None, kind: str = "m
 
 
 def load_model_source(model: str | os.PathLike, weights: str | None = None) -> ModelSource:
-    """The embedding model named by ``model``:
+    """The embedding model that ``facenet_tf.models.load_model`` resolves from ``model`` (a zoo name, ``zoo@weights``,
+    registered weights, a training workdir, a ``.keras`` file, a SavedModel or a TensorFlow 1 graph). A zoo name
+    needs ``weights`` here: registered weights, a weights file, or ``"random"`` for an untrained model (only
+    sensible for speed measurements)."""
+    from facenet_tf.models import list_models
+    from facenet_tf.models.source import load_model, split_source
 
-    - a zoo name (``list_models()``) with ``weights``: ``"msceleb"`` (inception_resnet_v1's pretrained file), a
-      weights file, or ``"random"`` for an untrained model (only sensible for speed measurements);
-    - a training workdir (holds ``config.json``): its final ``embedding_model.keras``, else its latest checkpoint;
-    - a ``.keras`` file of an embedding model.
-    """
-    from facenet_tf.models import create_model, list_models
-
-    text = os.fspath(model)
-    path = Path(text)
-    if text in list_models():
-        if weights is None:
-            raise ModelSourceError(
-                f"zoo model '{text}' needs weights: 'msceleb' (inception_resnet_v1 pretrained on MS-Celeb-1M), the "
-                f"path of a weights file, or '{RANDOM_WEIGHTS}' for an untrained model")
-        if weights not in (RANDOM_WEIGHTS, "msceleb") and not Path(weights).is_file():
-            raise ModelSourceError(f"weights file '{weights}' for zoo model '{text}' does not exist")
-        try:
-            keras_model = create_model(text, weights=None if weights == RANDOM_WEIGHTS else weights)
-        except (FileNotFoundError, OSError, ValueError) as error:
-            raise ModelSourceError(f"cannot load weights '{weights}' into zoo model '{text}': {error}") from error
-        return from_keras_model(keras_model, text, "zoo", weights=weights)
-    if weights is not None:
-        raise ModelSourceError(f"weights='{weights}' is only for zoo models; '{text}' is not one "
-                               f"({', '.join(list_models())})")
-    if path.is_dir() and (path / "config.json").is_file():
-        from facenet_tf.train import load_embedding_model
-        from facenet_tf.train.config import TrainConfig
-
-        try:
-            keras_model = load_embedding_model(path)
-            name = TrainConfig.load(path).model
-        except (FileNotFoundError, OSError, ValueError) as error:
-            raise ModelSourceError(f"cannot load the embedding model of workdir '{path}': {error}") from error
-        return from_keras_model(keras_model, name, "workdir", location=str(path))
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise ModelSourceError(f".keras file '{path}' does not exist")
-        import keras
-
-        import facenet_tf.models  # noqa: F401  (registers the custom layers)
-
-        try:
-            keras_model = keras.saving.load_model(path)
-        except (OSError, ValueError, TypeError) as error:
-            raise ModelSourceError(f"cannot load '{path}' as a Keras model: {error}") from error
-        return from_keras_model(keras_model, None, "keras_file", location=str(path))
-    raise ModelSourceError(
-        f"model '{text}' is neither a zoo model ({', '.join(list_models())}), a training workdir (a directory with "
-        "config.json) nor a .keras file")
+    text, weights = split_source(model, weights)
+    if text in list_models() and weights is None:
+        raise ModelSourceError(
+            f"zoo model '{text}' needs weights: 'msceleb' (inception_resnet_v1 pretrained on MS-Celeb-1M), the "
+            f"path of a weights file, or '{RANDOM_WEIGHTS}' for an untrained model")
+    try:
+        loaded = load_model(text, None if weights == RANDOM_WEIGHTS else weights)
+    except (FileNotFoundError, OSError, ValueError, TypeError) as error:
+        raise ModelSourceError(str(error).splitlines()[0]) from None
+    return from_keras_model(loaded.model, loaded.architecture, loaded.kind, location=loaded.location,
+                            weights=weights)

@@ -24,12 +24,13 @@ def _squared_distances_float32(embeddings: tf.Tensor):
     gram = tf.matmul(embeddings, embeddings, transpose_b=True)
     raw = squared_norms[:, None] + squared_norms[None, :] - 2.0 * gram
     # Rounding can make ||a||^2 + ||b||^2 - 2ab slightly negative for (near-)identical rows: clamp to 0,
-    # and the diagonal is 0 by definition (it is only rounding noise otherwise).
-    positive = raw > 0.0
-    distances = tf.linalg.set_diag(tf.where(positive, raw, 0.0), tf.zeros_like(squared_norms))
+    # and the diagonal is 0 by definition (it is only rounding noise otherwise). Only negative values are
+    # clamped: a NaN (a diverged network's embeddings) stays NaN, so divergence shows in the loss.
+    negative = raw < 0.0
+    distances = tf.linalg.set_diag(tf.where(negative, 0.0, raw), tf.zeros_like(squared_norms))
 
     def gradient(upstream: tf.Tensor) -> tf.Tensor:
-        upstream = tf.linalg.set_diag(tf.where(positive, upstream, 0.0), tf.zeros_like(squared_norms))
+        upstream = tf.linalg.set_diag(tf.where(negative, 0.0, upstream), tf.zeros_like(squared_norms))
         symmetric = upstream + tf.transpose(upstream)
         row_sums = tf.reduce_sum(symmetric, axis=1, keepdims=True)
         return 2.0 * (row_sums * embeddings - tf.matmul(symmetric, embeddings))
@@ -41,7 +42,8 @@ def pairwise_squared_distances(embeddings: tf.Tensor) -> tf.Tensor:
     """Squared L2 distance between every pair of rows: (B, D) -> (B, B) float32.
 
     Numerically safe for mining: never negative (clamped at 0), exactly 0 on the diagonal, symmetric up to
-    rounding, and with a finite gradient everywhere, including at zero distance (the paper's D is squared,
+    rounding, NaN off the diagonal wherever a row is not finite (never hidden as 0), and with a finite gradient
+    everywhere for finite rows, including at zero distance (the paper's D is squared,
     so no square root is needed). Computed in float32 whatever the input dtype (float16 / bfloat16
     embeddings from a mixed-precision model lose too much in ||a||^2 + ||b||^2 - 2ab otherwise); the
     gradient flows back to the input dtype through the cast.

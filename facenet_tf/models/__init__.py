@@ -4,6 +4,7 @@ from facenet_tf.models import layers  # noqa: F401  (registers the custom layers
 from facenet_tf.models.complexity import count_flops, count_params, layer_costs
 from facenet_tf.models.folding import fold_batch_norm
 from facenet_tf.models.registry import ModelSpec, create_model, get_spec, list_models
+from facenet_tf.models.source import LoadedModel, ModelLoadError, load_model
 
 __all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "count_params", "count_flops", "layer_costs",
-           "fold_batch_norm"]
+           "fold_batch_norm", "load_model", "LoadedModel", "ModelLoadError"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from facenet_tf.data.tfrecord import is_tfrecord_dir
@@ -76,6 +77,10 @@ class TrainConfig:
             raise ValueError(f"--{flag}: expected {expected}, got {value!r}.")
 
         get_spec(self.model)
+        for field in dataclasses.fields(self):  # inf and nan pass the range checks below that compare with >=
+            value = getattr(self, field.name)
+            if field.type == "float" and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                fail(field.name, "a finite number", value)
         if self.strategy not in STRATEGIES:
             fail("strategy", f"one of {STRATEGIES}", self.strategy)
         if self.fallback not in FALLBACKS:
@@ -108,7 +113,11 @@ class TrainConfig:
             fail("harmonic_ridge", "a number >= 0", self.harmonic_ridge)
         if self.steps < (0 if self.harmonic_solver == "least_squares" else 1):
             fail("steps", "a positive integer (0 only with --harmonic_solver=least_squares)", self.steps)
-        for flag in ("checkpoint_every", "embedding_dim", "identities_per_batch", "keep_checkpoints"):
+        if self.validation_identities < 0 or self.validation_identities == 1:
+            fail("validation_identities", "0 (none) or at least 2 (a validation batch needs two identities)",
+                 self.validation_identities)
+        for flag in ("checkpoint_every", "embedding_dim", "identities_per_batch", "keep_checkpoints",
+                     "validation_steps"):
             if getattr(self, flag) < 1:
                 fail(flag, "a positive integer", getattr(self, flag))
         if self.faces_per_identity < 2:
@@ -119,6 +128,10 @@ class TrainConfig:
             fail("learning_rate", "a positive number", self.learning_rate)
         if not self.margin >= 0:
             fail("margin", "a number >= 0", self.margin)
+        if not self.lr_decay_factor > 0:
+            fail("lr_decay_factor", "a positive number", self.lr_decay_factor)
+        if list(self.lr_decay_steps) != sorted(set(self.lr_decay_steps)) or any(s < 1 for s in self.lr_decay_steps):
+            fail("lr_decay_steps", "increasing positive steps", self.lr_decay_steps)
         if not 0.1 <= self.crop_fraction <= 1.0:
             fail("crop_fraction", "a fraction in [0.1, 1]", self.crop_fraction)
         if not 0 <= self.jitter <= 0.5:
@@ -154,9 +167,11 @@ class TrainConfig:
                 fail("harmonic_same_image_weight", "to be used with --harmonic_with", self.harmonic_same_image_weight)
             if self.init_from is not None:
                 fail("init_from", "to be used with --harmonic_with", self.init_from)
+            if self.harmonic_phase != "all":
+                fail("harmonic_phase", "'all' (the default) without --harmonic_with", self.harmonic_phase)
         if self.init_weights is not None and self.init_from is None:
             fail("init_weights", "to be used with --init_from (a zoo model name)", self.init_weights)
-        else:
+        if self.harmonic_with is not None:
             if self.harmonic_phase == "embedding_layer" and self.init_from is None:
                 fail("init_from", "the workdir of an independently trained new model with "
                      "--harmonic_phase=embedding_layer", self.init_from)

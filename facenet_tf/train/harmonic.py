@@ -44,6 +44,7 @@ from facenet_tf.data.pipeline import ImageBatchLoader, ImageIndex, augment, load
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler
 from facenet_tf.losses import harmonic_triplet_loss_with_metrics
 from facenet_tf.models import create_model, list_models
+from facenet_tf.models.source import ModelLoadError, load_model
 from facenet_tf.train.config import TrainConfig
 from facenet_tf.train.model import METRIC_KEYS, TripletModel
 
@@ -66,20 +67,12 @@ HARMONIC_METRIC_KEYS = {**METRIC_KEYS, "mean_d_new_old": "mean_same_image_distan
 
 
 def load_old_model(source: str, weights: str | None = None, flag: str = "harmonic_with") -> keras.Model:
-    """The fixed old model: a zoo name (with ``weights``), a training workdir or a ``.keras`` file; frozen.
+    """The fixed old model, any spelling of ``facenet_tf.models.load_model``; frozen.
     ``flag`` names the option in errors (the same forms serve ``--init_from``)."""
-    path = Path(source)
-    if source in list_models():
-        model = create_model(source, weights=weights)
-    elif path.is_dir() and (path / "config.json").is_file():
-        from facenet_tf.train.loop import load_embedding_model
-
-        model = load_embedding_model(path)
-    elif path.is_file() and path.suffix == ".keras":
-        model = keras.saving.load_model(path)
-    else:
-        raise ValueError(f"--{flag} '{source}' is neither a zoo model ({', '.join(list_models())}), a "
-                         "training workdir (with config.json) nor a .keras file.")
+    try:
+        model = load_model(source, weights).model
+    except ModelLoadError as error:
+        raise ValueError(f"--{flag}: {error}") from None
     model.trainable = False
     return model
 

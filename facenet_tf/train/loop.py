@@ -6,33 +6,60 @@ atomically, so a kill mid-write leaves the previous checkpoint current), ``logs/
 ``embedding_model.keras`` (the zoo model with its trained weights, written to a temporary file then renamed).
 Running again with the same workdir resumes from the latest checkpoint; the data stream resumes at the same step
 because every batch is a pure function of (seed, step).
+
+Nothing is lost and no failure is silent: ``config.json`` is written only once every check has passed (data,
+identities, model, checkpoint), so a failed start leaves nothing that blocks the corrected command; a non-finite
+value in a step stops the run with ``TrainingDiverged`` naming the step, and no checkpoint or model with
+non-finite weights is ever written (the last checkpoint stays the last finite one); a checkpoint that cannot be
+written (full disk) raises ``CheckpointWriteError`` and leaves no ``ckpt-N_temp`` folder behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import errno
 import logging
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from facenet_tf import paths
+from facenet_tf.atomic import atomic_file, check_output, write_json_atomically, write_text_atomically
 from facenet_tf.data.lfw import load_pairs, training_identities
 from facenet_tf.data.pipeline import ImageIndex, training_dataset
-from facenet_tf.data.sampling import BatchComposition
+from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler
 from facenet_tf.data.tfrecord import is_tfrecord_dir, read_metadata, tfrecord_training_dataset
 from facenet_tf.models import create_model
+from facenet_tf.models.source import CHECKPOINTS_DIR, FINAL_MODEL, WORKDIR_CONFIG, load_workdir
 from facenet_tf.train.config import TrainConfig
 from facenet_tf.train.distribute import is_chief
-from facenet_tf.train.model import TripletModel
+from facenet_tf.train.model import NON_FINITE, TripletModel
 
 logger = logging.getLogger(__name__)
 
-EMBEDDING_MODEL_FILE = "embedding_model.keras"
+EMBEDDING_MODEL_FILE = FINAL_MODEL  # the workdir layout is owned by facenet_tf.models.source
+CHECKPOINT_DIR = CHECKPOINTS_DIR
+
+
+class TrainingDiverged(RuntimeError):
+    """A training step met a non-finite value (``what``: weights, embeddings, loss or gradients). Nothing
+    non-finite was written: ``last_checkpoint`` (None: none yet) is the last finite state of the run."""
+
+    def __init__(self, step: int, what: str, last_checkpoint: str | None):
+        self.step, self.what, self.last_checkpoint = step, what, last_checkpoint
+        last = f"last finite checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
+        super().__init__(f"training diverged at step {step}: non-finite {what}; {last}. Nothing non-finite was "
+                         "saved; lower --learning_rate (or check the data) and run again.")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, quota, I/O error); the earlier checkpoints are intact."""
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -77,7 +104,10 @@ def tfrecord_source(config: TrainConfig) -> tuple[frozenset[str], dict]:
 
 def split_identities(config: TrainConfig) -> tuple[ImageIndex, ImageIndex | None, dict]:
     """Training (and validation) identities: the image tree minus every identity in ``exclude_pairs``."""
-    root = paths.lfw_dir(config.data_dir)
+    try:
+        root = paths.lfw_dir(config.data_dir)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--data_dir: {error}") from None
     images_dir = paths.lfw_images_dir(root)
     excluded = [load_pairs(name, root=root, check_exists=False) for name in config.exclude_pairs]
     split = training_identities(images_dir, excluded)
@@ -91,6 +121,29 @@ def split_identities(config: TrainConfig) -> tuple[ImageIndex, ImageIndex | None
     info = {**split.counts(), "excluded_pairs": list(config.exclude_pairs), "images_dir": str(images_dir),
             "validation_identities": 0 if validation is None else len(validation.names)}
     return ImageIndex.from_identities(identities), validation, info
+
+
+def validation_composition(config: TrainConfig, validation_index: ImageIndex) -> BatchComposition:
+    return BatchComposition(min(config.identities_per_batch, len(validation_index.names) // 2),
+                            config.faces_per_identity, config.extra_negatives)
+
+
+def check_training_data(config: TrainConfig, train_index: ImageIndex, validation_index: ImageIndex | None,
+                        composition: BatchComposition, images_dir: str) -> None:
+    """Refuses, naming the data folder, an image tree that cannot give the run's batches (fewer than 2 identities
+    with 2 or more images, fewer images than a batch), before anything is written."""
+    held = f" (after holding out --validation_identities={config.validation_identities})" if validation_index else ""
+    try:
+        IdentityBalancedSampler(train_index.labels, composition, config.seed)
+    except ValueError as error:
+        raise ValueError(f"--data_dir '{images_dir}'{held}: cannot train on it: {error}") from None
+    if validation_index is not None:
+        try:
+            IdentityBalancedSampler(validation_index.labels, validation_composition(config, validation_index),
+                                    config.seed + 1)
+        except ValueError as error:
+            raise ValueError(f"--validation_identities={config.validation_identities}: the identities held out of "
+                             f"'{images_dir}' cannot form a validation batch: {error}") from None
 
 
 def build_model(config: TrainConfig) -> TripletModel:
@@ -109,8 +162,72 @@ def build_model(config: TrainConfig) -> TripletModel:
     return model
 
 
+def non_finite_variables(variables) -> list[str]:
+    """The names (paths) of the variables holding a NaN or an infinity (read on the host)."""
+    return [getattr(v, "path", v.name) for v in variables if not np.isfinite(np.asarray(v.numpy())).all()]
+
+
+def check_finite(model: TripletModel, step: int, manager: tf.train.CheckpointManager) -> None:
+    """Raises ``TrainingDiverged`` when a weight of ``model`` or a slot of its optimizer is not finite (batch norm
+    statistics and optimizer accumulators included, which the train step's own check does not see)."""
+    bad = non_finite_variables([*model.weights, *model.optimizer.variables])
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise TrainingDiverged(step, f"weights ({', '.join(bad[:3])}{more})", manager.latest_checkpoint)
+
+
+def remove_temporary_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Removes the ``<prefix>_temp`` folders TensorFlow writes a checkpoint's shards into before merging them, left
+    behind by a save that failed (full disk) or was killed; returns what it removed."""
+    directory = Path(directory)
+    removed = sorted(p for p in directory.glob("*_temp") if p.is_dir()) if directory.is_dir() else []
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def save_checkpoint(model: TripletModel, manager: tf.train.CheckpointManager, step: int) -> None:
+    """Saves the checkpoint of ``step`` after checking that every value in it is finite. A failed write removes
+    its temporary folder and raises ``CheckpointWriteError`` naming the step and the intact last checkpoint."""
+    check_finite(model, step, manager)
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+        remove_temporary_checkpoints(manager.directory)
+        for partial in Path(manager.directory).glob(f"ckpt-{step}.*"):  # not in the index: a merge cut short
+            partial.unlink(missing_ok=True)
+        text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", getattr(error, "message", None) or str(error))
+        full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
+            s in text for s in ("No space left", "File too large", "quota exceeded"))
+        last = (f"the last checkpoint {Path(manager.latest_checkpoint).name} is intact" if manager.latest_checkpoint
+                else "no earlier checkpoint exists")
+        raise CheckpointWriteError(f"{'disk full' if full else 'write failed'} while writing the checkpoint at step "
+                                   f"{step} into '{manager.directory}': {text.strip().splitlines()[0]}; {last}."
+                                   ) from None
+
+
+class DivergenceCheck(keras.callbacks.Callback):
+    """Stops training at the first step whose ``non_finite`` log (``TripletModel.train_step``) is set, raising
+    ``TrainingDiverged``; removes that key from the logs (the progress bar and history show the metrics only)."""
+
+    def __init__(self, manager: tf.train.CheckpointManager):
+        super().__init__()
+        self.manager = manager
+
+    def on_train_batch_end(self, batch, logs=None):
+        code = int(round(float(np.ravel(logs.pop("non_finite", 0))[0]))) if logs else 0
+        if code:
+            step = int(self.model.optimizer.iterations.numpy())
+            raise TrainingDiverged(step, NON_FINITE[code - 1], self.manager.latest_checkpoint)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs:
+            logs.pop("non_finite", None)
+
+
 class ThroughputAndCheckpoint(keras.callbacks.Callback):
-    """Adds images/s to the progress bar and saves a checkpoint at the end of every ``checkpoint_every`` steps."""
+    """Adds images/s to the progress bar and saves a checkpoint (``save_checkpoint``) at the end of every
+    ``checkpoint_every`` steps."""
 
     def __init__(self, manager: tf.train.CheckpointManager, batch_size: int, loader=None):
         super().__init__()
@@ -129,8 +246,7 @@ class ThroughputAndCheckpoint(keras.callbacks.Callback):
             logs["images_per_s"] = self._seen / max(now - self._t0, 1e-9)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        self.manager.save(checkpoint_number=step)
+        save_checkpoint(self.model, self.manager, int(self.model.optimizer.iterations.numpy()))
         if logs is not None:
             if self._seen:
                 logs["images_per_s"] = self._seen / max(time.perf_counter() - self._t0, 1e-9)
@@ -140,7 +256,7 @@ class ThroughputAndCheckpoint(keras.callbacks.Callback):
 
 
 def _check_resume_config(workdir: Path, config: TrainConfig) -> None:
-    path = workdir / "config.json"
+    path = workdir / WORKDIR_CONFIG
     if path.is_file():
         previous = TrainConfig.from_json(path.read_text())
         changed = {k: (getattr(previous, k), v) for k, v in dataclasses.asdict(config).items()
@@ -159,17 +275,17 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     workdir = Path(config.workdir)
     if not chief:  # non-chief workers write their share of each checkpoint to scratch space
         workdir = workdir / f".worker-{strategy.cluster_resolver.task_id}"
-    workdir.mkdir(parents=True, exist_ok=True)
+    # Every check first; the workdir is written only once they have all passed.
+    check_output(workdir / WORKDIR_CONFIG, overwrite=True, flag="--workdir")
     _check_resume_config(workdir, config)
-    (workdir / "config.json").write_text(config.to_json())
-
     tfrecords = is_tfrecord_dir(config.data_dir)
+    composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives)
     if tfrecords:
         excluded, data_info = tfrecord_source(config)
         train_index = validation_index = None
     else:
         train_index, validation_index, data_info = split_identities(config)
-    composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives)
+        check_training_data(config, train_index, validation_index, composition, data_info["images_dir"])
     replicas = strategy.num_replicas_in_sync
     if composition.batch_size % replicas:
         raise ValueError(f"The batch size {composition.batch_size} (P*K+R) must divide evenly over {replicas} "
@@ -178,7 +294,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         model = build_model(config)
 
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), config.keep_checkpoints)
+    manager = tf.train.CheckpointManager(checkpoint, str(workdir / CHECKPOINT_DIR), config.keep_checkpoints)
+    for leftover in remove_temporary_checkpoints(manager.directory):
+        logger.warning("Removed '%s', the temporary folder of a checkpoint that was never completed.", leftover)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logger.info("Resumed from %s", manager.latest_checkpoint)
@@ -186,15 +304,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     if start % config.checkpoint_every:
         raise ValueError(f"The latest checkpoint is at step {start}, not a multiple of --checkpoint_every="
                          f"{config.checkpoint_every}; resume with the --checkpoint_every it was written with.")
-
-    summary = {"data": data_info, "start_step": start, "workdir": str(workdir)}
-    if config.harmonic_solver == "least_squares" and start == 0:  # phase 1 in closed form, before any step
-        from facenet_tf.train.harmonic import solve_head_least_squares
-
-        t0 = time.perf_counter()
-        summary["least_squares"] = solve_head_least_squares(model.embedding_model, config, train_index)
-        summary["least_squares"]["seconds"] = round(time.perf_counter() - t0, 1)
-    if start < config.steps:
+    if start < config.steps:  # the datasets check their source too (a TFRecord set's identities)
         if tfrecords:
             dataset = tfrecord_training_dataset(config.data_dir, config.image_size, composition, config.seed, start,
                                                 config.crop_fraction, config.jitter, config.flip, excluded)
@@ -208,12 +318,21 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
                                                config.crop_fraction, config.jitter, config.flip)
         validation = None
         if validation_index is not None:
-            val_comp = BatchComposition(min(config.identities_per_batch, len(validation_index.names) // 2),
-                                        config.faces_per_identity, config.extra_negatives)
-            validation, _ = training_dataset(validation_index, config.image_size, val_comp, config.seed + 1,
+            validation, _ = training_dataset(validation_index, config.image_size,
+                                             validation_composition(config, validation_index), config.seed + 1,
                                              jitter=0.0, flip=False, crop_fraction=config.crop_fraction)
             validation = validation.take(config.validation_steps)
-        callbacks = [ThroughputAndCheckpoint(manager, composition.batch_size, loader)]
+    write_text_atomically(workdir / WORKDIR_CONFIG, config.to_json())
+
+    summary = {"data": data_info, "start_step": start, "workdir": str(workdir)}
+    if config.harmonic_solver == "least_squares" and start == 0:  # phase 1 in closed form, before any step
+        from facenet_tf.train.harmonic import solve_head_least_squares
+
+        t0 = time.perf_counter()
+        summary["least_squares"] = solve_head_least_squares(model.embedding_model, config, train_index)
+        summary["least_squares"]["seconds"] = round(time.perf_counter() - t0, 1)
+    if start < config.steps:
+        callbacks = [DivergenceCheck(manager), ThroughputAndCheckpoint(manager, composition.batch_size, loader)]
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(str(workdir / "logs"),
                                                          update_freq=max(1, config.checkpoint_every // 10)))
@@ -228,41 +347,19 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
                        history={k: [float(x) for x in v] for k, v in history.history.items()})
     summary["end_step"] = int(model.optimizer.iterations.numpy())
     summary["replicas"] = replicas
+    check_finite(model, summary["end_step"], manager)
     save_embedding_model(model.embedding_model, workdir / EMBEDDING_MODEL_FILE)
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json_atomically(workdir / "summary.json", summary)
     return summary
 
 
 def save_embedding_model(model: keras.Model, path: Path) -> None:
     """Writes ``model`` as ``.keras`` atomically: a temporary file in the same directory, then a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.keras")
-    try:
+    with atomic_file(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_embedding_model(workdir: str | Path, initial: bool = False) -> keras.Model:
-    """The trained embedding model of a workdir: ``embedding_model.keras`` if the run finished, else the latest
-    checkpoint's weights in a model rebuilt from ``config.json``.
-
-    ``initial=True``: the run's network as it was before its first step (rebuilt from ``config.json`` with the
-    run's seed, as ``experiments/train.py`` builds it) — the untrained baseline of the same run.
-    """
-    workdir = Path(workdir)
-    config = TrainConfig.load(workdir)
-    if initial:
-        keras.utils.set_random_seed(config.seed)
-        return build_model(config).embedding_model
-    final = workdir / EMBEDDING_MODEL_FILE
-    if final.is_file():
-        return keras.saving.load_model(final)
-    model = build_model(config)
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=model.optimizer),
-                                         str(workdir / "checkpoints"), 1)
-    if not manager.latest_checkpoint:
-        raise FileNotFoundError(f"'{workdir}' has neither {EMBEDDING_MODEL_FILE} nor a checkpoint.")
-    manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
-    return model.embedding_model
+    """The embedding model of a workdir (``facenet_tf.models.source.load_workdir``: the final model, else the
+    latest checkpoint; ``initial=True``: the run's network before its first step)."""
+    return load_workdir(workdir, at_init=initial)[0]

@@ -24,6 +24,18 @@ METRIC_KEYS = {
 }
 
 
+# What a train step found non-finite, in the order a divergence propagates: the log key ``non_finite`` holds the
+# 1-based index of the first (0: every value finite), e.g. NaN input images show as "embeddings".
+NON_FINITE = ("weights", "embeddings", "loss", "gradients")
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    """One scalar: every value of ``tensors`` finite. A sum per tensor (NaN and inf survive a sum; finite values
+    only overflow to inf when the network has diverged anyway) keeps this to one cheap reduction per tensor."""
+    sums = [tf.reduce_sum(tf.cast(t, tf.float32)) for t in tensors if t is not None]
+    return tf.reduce_all(tf.math.is_finite(tf.stack(sums))) if sums else tf.constant(True)
+
+
 def _multi_worker(strategy: tf.distribute.Strategy) -> bool:
     in_multi_worker = getattr(strategy.extended, "_in_multi_worker_mode", None)
     return bool(in_multi_worker and in_multi_worker())
@@ -73,19 +85,26 @@ class TripletModel(keras.Model):
                                          fallback=self.fallback,
                                          reduction=None if self.reduction == "auto" else self.reduction, seed=seed)
 
-    def _update(self, stats):
-        for name, key in METRIC_KEYS.items():
-            self.trackers[name].update_state(stats[key])
-        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+    def _output(self, results: dict) -> dict:
         if _multi_worker(tf.distribute.get_strategy()):
             # Keras 3.15 reduces step outputs across workers with reduce("MEAN", axis=0), which needs a batch axis;
             # every replica holds the same global value, so the mean of these length-1 vectors is that value.
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
 
+    def _update(self, stats):
+        for name, key in METRIC_KEYS.items():
+            self.trackers[name].update_state(stats[key])
+        return self._output({name: tracker.result() for name, tracker in self.trackers.items()})
+
     def train_step(self, data):
+        """One step; the logs gain ``non_finite`` (see ``NON_FINITE``). A step with a non-finite value applies
+        zero gradients instead (the trainable weights are not overwritten with NaN: unchanged for SGD, AdaGrad and
+        RMSprop, moved by the momentum alone otherwise; batch norm statistics still see the batch); the caller
+        stops training on it (``facenet_tf.train.loop.DivergenceCheck``)."""
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        weights_finite = _all_finite(self.trainable_variables)
         with tf.GradientTape() as tape:
             stats = self._mine(images, labels, training=True)
             loss = stats["loss"]
@@ -94,8 +113,18 @@ class TripletModel(keras.Model):
             # Every replica computes the same global loss and the optimizer sums the replicas' gradients.
             scaled = loss / replicas
         gradients = tape.gradient(scaled, self.trainable_variables)
+        # Embeddings: the mean distances are NaN as soon as an embedding of a mined pair is (losses.distances keeps
+        # NaN); any other non-finite embedding makes the gradients non-finite.
+        checks = [weights_finite, _all_finite([stats["mean_positive_distance"], stats["mean_negative_distance"]]),
+                  tf.math.is_finite(loss), _all_finite(gradients)]
+        failed = tf.logical_not(tf.stack(checks))
+        finite = tf.logical_not(tf.reduce_any(failed))
+        non_finite = tf.where(finite, 0, tf.argmax(tf.cast(failed, tf.int32), output_type=tf.int32) + 1)
+        gradients = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update(stats)
+        results = dict(self._update(stats))
+        results.update(self._output({"non_finite": tf.cast(non_finite, tf.float32)}))
+        return results
 
     def test_step(self, data):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)

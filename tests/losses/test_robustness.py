@@ -135,6 +135,26 @@ def test_distance_gradient_matches_automatic_differentiation():
     np.testing.assert_allclose(tape.gradient(fast, x).numpy(), tape.gradient(direct, x).numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_embeddings_are_not_hidden(bad):
+    """A diverged network's NaN (or inf) embeddings give non-finite distances, a non-finite mean D(a, p) and non-finite
+    gradients (and a non-finite loss wherever the NaN row's pairs form triplets), never a clamped 0 that would
+    look like a healthy run; finite rows keep finite distances."""
+    x = _unit(6, seed=6)
+    x[2, 1] = bad
+    distances = pairwise_squared_distances(tf.constant(x)).numpy()
+    others = [i for i in range(6) if i != 2]
+    assert not np.isfinite(distances[2, others]).any() and not np.isfinite(distances[others, 2]).any()
+    assert np.isfinite(distances[np.ix_(others, others)]).all() and (distances >= 0)[np.ix_(others, others)].all()
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    for strategy, fallback in CONFIGURATIONS:
+        metrics, gradient = _run(labels, x, strategy, fallback)
+        assert not np.isfinite(metrics["mean_positive_distance"]), (strategy, fallback)
+        assert not np.isfinite(gradient.numpy()).all(), (strategy, fallback)
+        if fallback != "skip" and strategy != "random_violating":  # these two drop the NaN row's pairs
+            assert not np.isfinite(metrics["loss"]), (strategy, fallback)
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(strategy="semihard"), "strategy must be one of 'semi_hard', 'hardest', 'batch_all', 'random_violating'"),
     (dict(fallback="closest"), "fallback must be one of 'farthest', 'hardest', 'skip'"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import time
 
 import numpy as np
 import pytest

@@ -43,3 +43,19 @@ def old_keras(tmp_path):
     path = tmp_path / "old.keras"
     create_model("nns1", embedding_dim=8, input_shape=(36, 36, 3), batch_norm=True).save(path)
     return str(path)
+
+
+@pytest.fixture()
+def eager(monkeypatch):
+    """In-process ``train`` runs build their model to run eagerly: a few steps eagerly cost less than tracing the
+    train step (whose own checks tests/train/test_model.py runs traced)."""
+    from facenet_tf.train import loop
+
+    build = loop.build_model
+
+    def build_eager(config):
+        model = build(config)
+        model.run_eagerly = True
+        return model
+
+    monkeypatch.setattr(loop, "build_model", build_eager)

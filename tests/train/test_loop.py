@@ -1,17 +1,20 @@
-"""The train binary: config written, checkpoints, resume after kill -9 with nothing lost but the steps since the
-last checkpoint, clear errors for bad flags and for resuming with other settings."""
+"""The train binary and ``loop.train``: config written, checkpoints, resume after kill -9 with nothing lost but the
+steps since the last checkpoint, clear one-line errors (bad flags, data that cannot be trained on, a diverged run,
+resuming with other settings), and a failed start that writes nothing."""
 
 import json
-import os
-import signal
+import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pytest
+import tensorflow as tf
 
-from tests.train.conftest import TINY_FLAGS
+from facenet_tf.train import TrainConfig, TrainingDiverged, train
+from facenet_tf.train import loop
+from tests.train.conftest import TINY_FLAGS, make_tree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,40 +26,6 @@ def _train_args(workdir, data_dir, *extra):
 
 def _run(args, timeout=300):
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
-def test_train_resume_after_kill_9(tiny_tree, tmp_path):
-    workdir = tmp_path / "run"
-    args = _train_args(workdir, tiny_tree, "--steps=40", "--checkpoint_every=4")
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt_dir = workdir / "checkpoints"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # wait for the second checkpoint, then kill -9
-            index = ckpt_dir / "checkpoint"
-            if index.is_file() and "ckpt-8" in index.read_text():
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("no checkpoint within 240 s")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert not (workdir / "summary.json").exists(), "the run was killed before finishing"
-    config = json.loads((workdir / "config.json").read_text())
-    assert config["model"] == "nns2" and config["steps"] == 40 and config["exclude_pairs"] == []
-
-    resumed = _run(args)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    summary = json.loads((workdir / "summary.json").read_text())
-    assert summary["start_step"] >= 8 and summary["start_step"] % 4 == 0
-    assert summary["end_step"] == 40
-    assert (workdir / "embedding_model.keras").is_file()
-    assert list((workdir / "logs").iterdir()), "TensorBoard logs written"
-    losses = summary["history"]["loss"]
-    assert np.isfinite(losses).all()
 
 
 def test_finished_run_is_not_retrained_and_more_steps_continue(tiny_tree, tmp_path):
@@ -77,11 +46,86 @@ def test_resume_with_other_settings_is_refused(tiny_tree, tmp_path):
     assert "--margin: was 0.2, now 0.5" in other.stderr
 
 
+def _one_line_error(proc, status):
+    """The run failed with ``status`` and one line ``train.py: error: ...`` on stderr (no traceback); returns it."""
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("train.py: error: "), proc.stderr[-3000:]
+    return errors[0]
+
+
 def test_bad_flags_name_the_flag(tiny_tree, tmp_path):
-    bad = _run(_train_args(tmp_path / "r", tiny_tree, "--steps=5", "--checkpoint_every=2"))
-    assert bad.returncode != 0 and "--steps: expected a multiple of --checkpoint_every=2" in bad.stderr
+    bad = _run(_train_args(tmp_path / "r", tiny_tree, "--steps=5", "--checkpoint_every=2", "--margin=inf"))
+    assert "--margin: expected a finite number" in _one_line_error(bad, 2)
     bad = _run(_train_args(tmp_path / "r2", tmp_path / "missing", "--steps=2", "--checkpoint_every=2"))
-    assert bad.returncode != 0 and "missing" in bad.stderr
+    line = _one_line_error(bad, 1)
+    assert "--data_dir: " in line and "missing' does not exist" in line
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
+
+
+def test_diverged_run_fails_naming_the_step_and_saves_nothing(tiny_tree, tmp_path):
+    """The reported run: plain SGD at 1e30 used to exit 0 with a NaN embedding_model.keras."""
+    workdir = tmp_path / "run"
+    proc = _run(_train_args(workdir, tiny_tree, "--steps=4", "--checkpoint_every=2", "--optimizer=sgd",
+                            "--learning_rate=1e30"))
+    line = _one_line_error(proc, 1)
+    assert line.startswith("train.py: error: training diverged at step ") and "no checkpoint was written" in line
+    assert not (workdir / "embedding_model.keras").exists() and not (workdir / "checkpoints").exists()
+
+
+def _tiny_config(workdir, data_dir, **kw):
+    return TrainConfig(workdir=str(workdir), data_dir=str(data_dir), model="nns2", input_size=(40, 32),
+                       embedding_dim=8, identities_per_batch=3, faces_per_identity=3, extra_negatives=2,
+                       exclude_pairs=(), steps=2, checkpoint_every=2, **kw)
+
+
+@pytest.mark.usefixtures("eager")
+def test_failed_start_writes_nothing_and_the_corrected_command_runs(tiny_tree, tmp_path):
+    """A misspelt --data_dir used to leave a config.json that refused the corrected command; also: batch_all and
+    validation identities train on a plain run."""
+    workdir = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="--data_dir: '.*fcaes' does not exist"):
+        train(_tiny_config(workdir, tmp_path / "fcaes"), verbose=0)
+    assert not workdir.exists()
+    summary = train(_tiny_config(workdir, tiny_tree, strategy="batch_all", validation_identities=2), verbose=0)
+    assert summary["end_step"] == 2 and summary["data"]["validation_identities"] == 2
+    assert "val_loss" in summary["history"] and "non_finite" not in summary["history"]
+    assert TrainConfig.load(workdir).strategy == "batch_all"
+
+
+@pytest.mark.parametrize("identities,images", [(1, 4), (5, 1), (2, 1)])
+def test_data_without_triplets_is_refused_naming_the_folder(tmp_path, identities, images):
+    tree = make_tree(tmp_path / "faces", identities=identities, images=images)
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=rf"^--data_dir '{tree}': cannot train on it: Need at least 2 identities "
+                                         r"with >= 2 images"):
+        train(_tiny_config(workdir, tree), verbose=0)
+    assert not workdir.exists()
+
+
+def test_validation_identities_that_cannot_form_a_batch_are_refused(tmp_path):
+    tree = make_tree(tmp_path / "faces", identities=8, images=2)  # held out: 2 identities, 4 images < P*K+R
+    with pytest.raises(ValueError, match=r"^--validation_identities=2: the identities held out of .* cannot form a "
+                                         r"validation batch: The batch size 5"):
+        train(_tiny_config(tmp_path / "run", tree, validation_identities=2), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_finite_batch_norm_statistics_are_never_checkpointed(tiny_tree, tmp_path):
+    """The train step checks the trainable weights; before a save every variable is checked, batch norm
+    statistics and optimizer slots included."""
+    model = loop.build_model(_tiny_config(tmp_path / "run", tiny_tree))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=model.optimizer),
+                                         str(tmp_path / "checkpoints"), 3)
+    loop.save_checkpoint(model, manager, 2)
+    mean = next(v for v in model.weights if "moving_mean" in v.path)
+    mean.assign(np.full(mean.shape, np.nan, np.float32))
+    with pytest.raises(TrainingDiverged, match=re.escape(f"at step 4: non-finite weights ({mean.path}); last finite "
+                                                         f"checkpoint: {tmp_path / 'checkpoints' / 'ckpt-2'}. ")):
+        loop.save_checkpoint(model, manager, 4)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
 
 
 def test_train_from_tfrecords_converted_by_the_binary(tiny_tree, tmp_path):

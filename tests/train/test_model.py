@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from facenet_tf.models import create_model
 from facenet_tf.train import TripletModel
-from facenet_tf.train.model import METRIC_KEYS
+from facenet_tf.train.model import METRIC_KEYS, NON_FINITE
 
 
 def _batch(seed=0, identities=4, per_identity=4, shape=(40, 32, 3)):
@@ -30,7 +30,7 @@ def test_train_step_learns_and_reports_metrics():
     images, labels = _batch()
     model = _model()
     first = model.train_on_batch(images, labels, return_dict=True)
-    assert set(first) == set(METRIC_KEYS)
+    assert set(first) == {*METRIC_KEYS, "non_finite"} and first["non_finite"] == 0
     for _ in range(15):
         last = model.train_on_batch(images, labels, return_dict=True)
     assert all(np.isfinite(v) for v in last.values())
@@ -45,7 +45,7 @@ def test_test_step_reports_without_training():
     model = _model()
     before = [w.numpy().copy() for w in model.trainable_weights]
     result = model.evaluate(images, labels, batch_size=len(images), verbose=0, return_dict=True)
-    assert set(result) == set(METRIC_KEYS)
+    assert set(result) == set(METRIC_KEYS)  # the finiteness check is part of training only
     for b, w in zip(before, model.trainable_weights):
         np.testing.assert_array_equal(b, w.numpy())
 
@@ -79,3 +79,22 @@ def test_float16_embeddings_train():
         assert model(images).dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("inject,what", [("images", "embeddings"), ("weights", "weights")])
+def test_non_finite_step_is_reported_and_not_applied(inject, what):
+    """A NaN image or weight is reported in the step's logs (``non_finite``: the first of weights, embeddings,
+    loss, gradients that is not finite) and the step leaves every trainable weight as it was."""
+    images, labels = _batch(5)
+    model = _model()
+    model.train_on_batch(images, labels)  # AdaGrad accumulators are non-zero from here on
+    if inject == "images":
+        images[5, 10:20] = np.nan
+    else:
+        kernel = model.embedding_model.trainable_weights[0]
+        kernel.assign(tf.tensor_scatter_nd_update(kernel, [[0] * len(kernel.shape)], [np.nan]))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    out = model.train_on_batch(images, labels, return_dict=True)
+    assert NON_FINITE[int(out["non_finite"]) - 1] == what
+    for b, w in zip(before, model.trainable_weights):
+        np.testing.assert_array_equal(b, w.numpy())  # NaN where it was injected, nothing else changed
