@@ -25,6 +25,7 @@ PREPROCESSING = {
     "scale": "x / 127.5 - 1 (keras Rescaling), on float32 RGB 0-255",
     "prewhiten": "(x - mean(x)) / max(std(x), 1 / sqrt(x.size)) per image (davidsandberg/facenet prewhiten), "
                  "on float32 RGB 0-255",
+    "fixed": "(x - 127.5) / 128 (davidsandberg/facenet fixed image standardization), on float32 RGB 0-255",
     "unknown": "whatever the model's first layers compute; input float32 RGB 0-255",
 }
 
@@ -107,8 +108,8 @@ def from_keras_model(model: keras.Model, name: str | None = None, kind: str = "m
     name = name or model.name
     from facenet_tf.models.source import infer_preprocessing
 
-    preprocessing = infer_preprocessing(model)
-    if name in list_models():
+    preprocessing = infer_preprocessing(model)  # what the model's first layer computes
+    if preprocessing == "unknown" and name in list_models():
         from facenet_tf.models import get_spec
 
         preprocessing = get_spec(name).preprocessing

@@ -21,8 +21,12 @@ TensorFlow checkpoint 20170512-110547), with the same names for every layer, so 
 Every convolution except the blocks' 1x1 up-projections is bias-free and followed by batch norm
 (``center=True, scale=False, momentum=0.995, epsilon=0.001``) and a ReLU, named ``<conv>_BatchNorm`` and
 ``<conv>_Activation``. The file's residual ``Lambda`` layers (``inputs[0] + inputs[1] * scale``) become
-``ScaledResidual`` layers of the same name (``<block>_ScaleSum``). This model adds two layers: ``Prewhiten`` after
-the input (named ``preprocess``) and ``L2Normalize`` at the end (named ``embedding``).
+``ScaledResidual`` layers of the same name (``<block>_ScaleSum``). This model adds two layers: the preprocessing
+after the input (named ``preprocess``: ``Prewhiten``, or davidsandberg's fixed standardization ``(x - 127.5) / 128``
+for the weights of his 2018 models) and ``L2Normalize`` at the end (named ``embedding``).
+
+Weights: ``msceleb`` (the Keras 2 HDF5 file, read here) and ``casia_webface`` (a davidsandberg TensorFlow 1 graph,
+read by ``facenet_tf.models.tf1_import``); both go through ``plan_assignment``, which checks every array.
 
 Smallest input: the valid-padding stride-2 convolutions and pools need height and width >= 75 (75 -> 37 -> 35 ->
 17 -> 15 -> 7 -> 3 -> 1); at 160 the grids are 79, 77, 38, 36, 17, 8, 3.
@@ -33,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import keras
@@ -41,7 +45,7 @@ import numpy as np
 
 from facenet_tf import paths
 from facenet_tf.models.layers import L2Normalize, Prewhiten, ScaledResidual
-from facenet_tf.models.weights import REGISTRY, resolve_weights
+from facenet_tf.models.weights import REGISTRY, converted_path, resolve_weights
 
 MODEL_NAME = "inception_resnet_v1"
 PRETRAINED_EMBEDDING_DIM = 128
@@ -62,6 +66,37 @@ DEFAULTS: dict[str, Any] = {
 }
 OVERRIDES = tuple(DEFAULTS)
 
+#: The first layer, by name: the per-image ``prewhiten`` of facenet_keras.h5 and davidsandberg's 2017 models, or
+#: davidsandberg's "fixed image standardization" ``(x - 127.5) / 128`` of his 2018 models.
+PREPROCESSING = {
+    "prewhiten": "(x - mean(x)) / max(std(x), 1/sqrt(x.size)) per image",
+    "fixed": "(x - 127.5) / 128",
+}
+
+
+def preprocessing_layer(preprocessing: str) -> keras.layers.Layer:
+    """The model's first layer (named ``preprocess``) for a ``PREPROCESSING`` name."""
+    if preprocessing == "prewhiten":
+        return Prewhiten(name="preprocess")
+    if preprocessing == "fixed":  # x / 128 - 127.5 / 128: both steps exact in float32, so equal to (x - 127.5) / 128
+        return keras.layers.Rescaling(1.0 / 128.0, offset=-127.5 / 128.0, name="preprocess")
+    raise ValueError(f"preprocessing must be one of {sorted(PREPROCESSING)}, got {preprocessing!r}.")
+
+
+def model_preprocessing(model: keras.Model) -> str | None:
+    """The ``PREPROCESSING`` name of ``model``'s ``preprocess`` layer, or None when it is neither."""
+    try:
+        layer = model.get_layer("preprocess")
+    except ValueError:
+        return None
+    if isinstance(layer, Prewhiten):
+        return "prewhiten"
+    if isinstance(layer, keras.layers.Rescaling):
+        config = layer.get_config()
+        if float(config["scale"]) == 1.0 / 128.0 and float(config["offset"]) == -127.5 / 128.0:
+            return "fixed"
+    return None
+
 
 def _check_settings(input_shape, embedding_dim, dropout_rate, overrides: dict) -> dict[str, Any]:
     # batch_norm: the zoo-wide switch (the training binary passes it to every model); this network always has it.
@@ -70,7 +105,7 @@ def _check_settings(input_shape, embedding_dim, dropout_rate, overrides: dict) -
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise TypeError(f"Model '{MODEL_NAME}' got unknown override(s) {unknown}; valid overrides: "
-                        f"input_shape, embedding_dim, dropout_rate, {', '.join(OVERRIDES)}.")
+                        f"input_shape, embedding_dim, dropout_rate, preprocessing, {', '.join(OVERRIDES)}.")
     settings = {**DEFAULTS, **overrides}
     shape = tuple(input_shape)
     if not (len(shape) == 3 and all(isinstance(d, int) for d in shape) and shape[2] == 3
@@ -170,21 +205,25 @@ class _Builder:
 
 
 def build_inception_resnet_v1(input_shape=(160, 160, 3), embedding_dim: int = 128, dropout_rate: float = 0.2,
-                              **overrides: Any) -> keras.Model:
+                              preprocessing: str = "prewhiten", **overrides: Any) -> keras.Model:
     """Builds Inception-ResNet-v1: float32 RGB images (0-255) -> L2-normalised embeddings (batch, embedding_dim).
 
     ``dropout_rate`` is applied to the pooled 1792-D features before the bottleneck (0.2, i.e. keep 0.8, as the
-    pretrained model was trained). ``overrides`` (defaults in ``DEFAULTS``): ``block35_repeats`` (5),
-    ``block17_repeats`` (10), ``block8_repeats`` (5), ``block35_scale`` (0.17), ``block17_scale`` (0.10),
-    ``block8_scale`` (0.20), ``final_block_scale`` (1.0), ``batch_norm_momentum`` (0.995), ``batch_norm_epsilon``
-    (0.001), ``weight_decay`` (0.0: an L2 kernel penalty when > 0). An unknown key raises ``TypeError``.
+    pretrained model was trained). ``preprocessing`` (a ``PREPROCESSING`` name) picks the first layer:
+    ``"prewhiten"`` (facenet_keras.h5) or ``"fixed"`` (davidsandberg's 2018 models). ``overrides`` (defaults in
+    ``DEFAULTS``): ``block35_repeats`` (5), ``block17_repeats`` (10), ``block8_repeats`` (5), ``block35_scale``
+    (0.17), ``block17_scale`` (0.10), ``block8_scale`` (0.20), ``final_block_scale`` (1.0), ``batch_norm_momentum``
+    (0.995), ``batch_norm_epsilon`` (0.001), ``weight_decay`` (0.0: an L2 kernel penalty when > 0). An unknown key
+    raises ``TypeError``.
     Height and width must be >= ``MIN_INPUT_SIZE`` (75). The pretrained weights (``load_pretrained_weights``)
-    fit the defaults with ``embedding_dim=128`` at any input size.
+    fit the defaults at any input size: ``msceleb`` with ``embedding_dim=128``; ``casia_webface`` with
+    ``embedding_dim=512, preprocessing="fixed"``.
     """
     s = _check_settings(input_shape, embedding_dim, dropout_rate, overrides)
+    first = preprocessing_layer(preprocessing)
     build = _Builder(s)
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
-    x = Prewhiten(name="preprocess")(inputs)
+    x = first(inputs)
     x = build.stem(x)
     for i in range(1, s["block35_repeats"] + 1):
         x = build.block35(x, f"Block35_{i}", s["block35_scale"])
@@ -220,19 +259,29 @@ class ArrayAssignment:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedReport:
-    """What ``load_pretrained_weights`` did; stored as ``model.pretrained_report``.
+    """What a weights import did (``load_pretrained_weights``, ``facenet_tf.models.tf1_import``); stored as
+    ``model.pretrained_report``.
 
     A load either assigns every array of the file to exactly one model variable and fills every model variable
     that has weights, or raises before changing anything, so after a successful load ``unused_file_arrays`` and
     ``unfilled_model_variables`` are empty; they are kept so a test can say so.
+
+    A TensorFlow 1 graph also holds arrays that are not variables of the Keras model but settings of its
+    architecture, checked rather than copied (``settings``: residual scales, a batch-norm scale of ones), and may
+    imply variables it does not hold (``derived``: a batch norm folded into the convolution before it has moving
+    mean 0 and variance 1 - epsilon). ``ignored`` names what is not part of the network (optimizer slots, graph
+    plumbing such as concat axes and shapes).
     """
 
     source: str
-    file_arrays: int                       # arrays in the file
+    file_arrays: int                       # arrays in the file (those of the network: ``ignored`` not counted)
     file_values: int                       # their total size (every value, BN statistics included)
     assignments: tuple[ArrayAssignment, ...]
     unused_file_arrays: tuple[str, ...] = ()
     unfilled_model_variables: tuple[str, ...] = ()
+    settings: tuple[ArrayAssignment, ...] = ()
+    derived: tuple[ArrayAssignment, ...] = ()
+    ignored: tuple[str, ...] = ()
 
     @property
     def assigned_values(self) -> int:
@@ -241,23 +290,82 @@ class PretrainedReport:
     @property
     def complete(self) -> bool:
         """Every array used once, every model weight filled, nothing left over."""
-        files = [(a.layer, a.file_name) for a in self.assignments]
-        return (len(files) == len(set(files)) == self.file_arrays and self.assigned_values == self.file_values
+        used = [(a.layer, a.file_name) for a in self.assignments + self.settings]
+        setting_values = sum(int(np.prod(a.shape)) for a in self.settings)
+        return (len(used) == len(set(used)) == self.file_arrays
+                and self.assigned_values + setting_values == self.file_values
                 and not self.unused_file_arrays and not self.unfilled_model_variables)
+
+
+class SourceArray(NamedTuple):
+    """An array to load: its name in the file, the short name of the model variable it fills (``kernel``,
+    ``bias``, ``beta``, ``moving_mean``, ``moving_variance``), the values, and whether the file holds it (False:
+    derived from what the file holds, e.g. a folded batch norm's moving mean)."""
+
+    name: str
+    variable: str
+    array: np.ndarray
+    derived: bool = False
+
+
+Plan = list[tuple[keras.Variable, SourceArray, ArrayAssignment]]
+
+
+def plan_assignment(model: keras.Model, file_layers: dict[str, list[SourceArray]]) -> tuple[Plan, list[str]]:
+    """Matches ``{layer name: [SourceArray, ...]}`` to ``model``'s variables, layer by layer by name and within a
+    layer by short name; changes nothing. Returns the plan and the problems (each names the layer, the array, the
+    file shape and the model shape): a file array without a model variable of its shape, two arrays for one
+    variable, a model layer with weights that the file does not fill."""
+    model_layers = {layer.name: layer for layer in model.layers if layer.weights}
+    problems: list[str] = []
+    plan: Plan = []
+    for layer_name, arrays in file_layers.items():
+        layer = model_layers.get(layer_name)
+        if layer is None:
+            problems.append(f"{layer_name}: in the file ({', '.join(f'{a.name} {a.array.shape}' for a in arrays)}) "
+                            f"but the model has no layer with weights of that name")
+            continue
+        variables = {v.name: v for v in layer.weights}
+        for item in arrays:
+            variable = variables.pop(item.variable, None)
+            if variable is None:
+                problems.append(f"{layer_name}: file array {item.name} {item.array.shape} has no model variable "
+                                f"(model has {[v.name for v in layer.weights]})")
+            elif tuple(variable.shape) != item.array.shape:
+                problems.append(f"{layer_name}: {item.name} file shape {item.array.shape} != model shape "
+                                f"{tuple(variable.shape)}")
+            else:
+                plan.append((variable, item, ArrayAssignment(layer_name, item.name, variable.path, item.array.shape)))
+        for variable in variables.values():
+            problems.append(f"{layer_name}: model variable {variable.path} {tuple(variable.shape)} has no array "
+                            f"in the file")
+    for layer_name in sorted(set(model_layers) - set(file_layers)):
+        shapes = ", ".join(f"{v.path} {tuple(v.shape)}" for v in model_layers[layer_name].weights)
+        problems.append(f"{layer_name}: model layer with weights ({shapes}) is not in the file")
+    return plan, problems
+
+
+def apply_assignment(plan: Plan) -> tuple[tuple[ArrayAssignment, ...], tuple[ArrayAssignment, ...]]:
+    """Assigns a checked plan; returns (the assignments of file arrays, those of derived arrays)."""
+    for variable, item, _ in plan:
+        variable.assign(item.array.astype(variable.dtype, copy=False))
+    return (tuple(a for _, item, a in plan if not item.derived), tuple(a for _, item, a in plan if item.derived))
 
 
 def resolve_pretrained(weights: str | os.PathLike) -> Path:
     """The file for ``weights``: a name in the weights registry (``facenet_tf.models.weights``: found, or fetched
-    and verified on first use) or a file path."""
+    and verified on first use) or a path: a facenet_keras.h5-style file, or a davidsandberg TensorFlow 1 model
+    (frozen ``.pb``, checkpoint ``.meta`` or checkpoint folder)."""
     key = str(weights)
     registered = [name for name, entry in REGISTRY.items() if entry.architecture == MODEL_NAME]
     if key in registered:
         return resolve_weights(key)
     path = Path(weights).expanduser()
-    if not path.is_file():
+    if not (path.is_file() or (path.is_dir() and any(path.glob("*.meta")))):
         raise FileNotFoundError(
             f"Pretrained weights {key!r} for '{MODEL_NAME}': '{path}' is not a file (weights is one of "
-            f"{registered} or the path of a facenet_keras.h5-style file). {paths.WEIGHTS_HELP}")
+            f"{registered}, the path of a facenet_keras.h5-style file or of a davidsandberg TensorFlow 1 model: "
+            f"a frozen .pb, a checkpoint .meta or checkpoint folder). {paths.WEIGHTS_HELP}")
     return path
 
 
@@ -286,61 +394,94 @@ def _short_name(weight_name: str) -> str:
     return weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
-def load_pretrained_weights(model: keras.Model, weights: str | os.PathLike = "msceleb") -> keras.Model:
-    """Copies the arrays of a Keras 2 ``facenet_keras.h5``-style file into ``model``, layer by layer by name.
+def is_tf1_model(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a davidsandberg TensorFlow 1 model (frozen ``.pb``, ``.meta``, checkpoint folder)."""
+    path = Path(path)
+    return path.is_dir() or path.suffix in (".pb", ".meta")
 
-    ``weights`` is ``"msceleb"`` (``<weights dir>/inception_resnet_v1_msceleb/facenet_keras.h5``, see
-    ``facenet_tf.paths``) or the path of such a file. Within a layer, arrays match model variables by their
-    short name (``kernel``, ``bias``, ``beta``, ``moving_mean``, ``moving_variance``). Everything is checked
-    before anything is assigned: every file array must find a model variable of the same shape, and every model
-    layer with weights must be in the file; otherwise ``ValueError`` lists each problem (layer, weight, file
-    shape, model shape) and the model is unchanged. Returns ``model``, with a ``PretrainedReport`` set as
-    ``model.pretrained_report``.
+
+def load_pretrained_weights(model: keras.Model, weights: str | os.PathLike = "msceleb") -> keras.Model:
+    """Copies pretrained arrays into ``model``, layer by layer by name.
+
+    ``weights`` is a registered name (``"msceleb"``: ``<weights dir>/inception_resnet_v1_msceleb/facenet_keras.h5``,
+    see ``facenet_tf.paths``; ``"casia_webface"``: davidsandberg's TensorFlow 1 graph 20180408-102900, see
+    ``facenet_tf.models.weights``) or a path: a Keras 2 ``facenet_keras.h5``-style file, or a davidsandberg
+    TensorFlow 1 model (``facenet_tf.models.tf1_import``; a registered one is converted once and the converted
+    ``.keras`` file is kept in the weights cache). Within a layer, arrays match model variables by their short
+    name (``kernel``, ``bias``, ``beta``, ``moving_mean``, ``moving_variance``). Everything is checked before
+    anything is assigned: every file array must find a model variable of the same shape, every model layer with
+    weights must be in the file, and a TensorFlow 1 model's preprocessing, residual scales and batch-norm epsilon
+    must be the model's; otherwise ``ValueError`` lists each problem (layer, weight, file shape, model shape) and
+    the model is unchanged. Returns ``model``, with a ``PretrainedReport`` set as ``model.pretrained_report``.
     """
     path = resolve_pretrained(weights)
-    file_layers = read_keras2_weights(path)
-    model_layers = {layer.name: layer for layer in model.layers if layer.weights}
-
-    problems: list[str] = []
-    plan: list[tuple[keras.Variable, np.ndarray, ArrayAssignment]] = []
-    for layer_name, arrays in file_layers.items():
-        layer = model_layers.get(layer_name)
-        if layer is None:
-            problems.append(f"{layer_name}: in the file ({', '.join(f'{n} {a.shape}' for n, a in arrays)}) "
-                            f"but the model has no layer with weights of that name")
-            continue
-        variables = {v.name: v for v in layer.weights}
-        for file_name, array in arrays:
-            variable = variables.pop(_short_name(file_name), None)
-            if variable is None:
-                problems.append(f"{layer_name}: file array {file_name} {array.shape} has no model variable "
-                                f"(model has {[v.name for v in layer.weights]})")
-            elif tuple(variable.shape) != array.shape:
-                problems.append(f"{layer_name}: {file_name} file shape {array.shape} != model shape "
-                                f"{tuple(variable.shape)}")
-            else:
-                plan.append((variable, array, ArrayAssignment(layer_name, file_name, variable.path, array.shape)))
-        for variable in variables.values():
-            problems.append(f"{layer_name}: model variable {variable.path} {tuple(variable.shape)} has no array "
-                            f"in the file")
-    for layer_name in sorted(set(model_layers) - set(file_layers)):
-        shapes = ", ".join(f"{v.path} {tuple(v.shape)}" for v in model_layers[layer_name].weights)
-        problems.append(f"{layer_name}: model layer with weights ({shapes}) is not in the file")
+    if is_tf1_model(path):
+        return _load_tf1_weights(model, path, REGISTRY.get(str(weights)))
+    file_layers = {layer: [SourceArray(name, _short_name(name), array) for name, array in arrays]
+                   for layer, arrays in read_keras2_weights(path).items()}
+    plan, problems = plan_assignment(model, file_layers)
     if problems:
         hint = ""
-        if "Bottleneck" in model_layers and model_layers["Bottleneck"].units != PRETRAINED_EMBEDDING_DIM:
+        bottleneck = next((layer for layer in model.layers if layer.name == "Bottleneck"), None)
+        if bottleneck is not None and bottleneck.units != PRETRAINED_EMBEDDING_DIM:
             hint = (f" The pretrained bottleneck is {PRETRAINED_EMBEDDING_DIM}-D but this model's is "
-                    f"{model_layers['Bottleneck'].units}-D: build it with "
+                    f"{bottleneck.units}-D: build it with "
                     f"embedding_dim={PRETRAINED_EMBEDDING_DIM} to load these weights.")
         raise ValueError(f"Cannot load '{path}' into model '{model.name}': {len(problems)} mismatch(es).{hint}\n  "
                          + "\n  ".join(problems))
-
-    for variable, array, _ in plan:
-        variable.assign(array.astype(variable.dtype, copy=False))
-    report = PretrainedReport(
+    assignments, _ = apply_assignment(plan)
+    model.pretrained_report = PretrainedReport(
         source=str(path),
         file_arrays=sum(len(arrays) for arrays in file_layers.values()),
-        file_values=sum(a.size for arrays in file_layers.values() for _, a in arrays),
-        assignments=tuple(a for _, _, a in plan))
-    model.pretrained_report = report
+        file_values=sum(a.array.size for arrays in file_layers.values() for a in arrays),
+        assignments=assignments)
+    return model
+
+
+def architecture_differences(source: keras.Model, model: keras.Model) -> list[str]:
+    """What, besides the weights, makes ``source`` compute something else than ``model``: the preprocessing, the
+    residual scales, the batch-norm epsilons (compared in float32, as they are computed)."""
+    problems = []
+    if model_preprocessing(source) != model_preprocessing(model):
+        problems.append(f"preprocessing: {model_preprocessing(source)!r} in the weights, "
+                        f"{model_preprocessing(model)!r} in the model")
+    theirs = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        other = theirs.get(layer.name)
+        for attribute in ("scale", "epsilon"):
+            if (isinstance(layer, (ScaledResidual, keras.layers.BatchNormalization))
+                    and isinstance(other, type(layer)) and hasattr(layer, attribute)
+                    and np.float32(getattr(layer, attribute)) != np.float32(getattr(other, attribute))):
+                problems.append(f"{layer.name}: {attribute} {getattr(other, attribute)} in the weights, "
+                                f"{getattr(layer, attribute)} in the model")
+    return problems
+
+
+def _load_tf1_weights(model: keras.Model, path: Path, entry) -> keras.Model:
+    """Converts a davidsandberg TensorFlow 1 model (a registered one once, into the weights cache) and copies the
+    converted weights into ``model`` after checking that both compute the same function."""
+    from facenet_tf.models import tf1_import
+
+    if entry is not None:
+        keras_file = tf1_import.convert_once(path, converted_path(entry, tf1_import.CONVERTED_SUFFIX),
+                                             entry.preprocessing)
+        source = keras.saving.load_model(keras_file)
+        origin = f"{path} (converted: {keras_file})"
+    else:
+        source, _, _ = tf1_import.load_tf1_model(path)
+        origin = str(path)
+    file_layers = {layer.name: [SourceArray(v.path, v.name, np.asarray(v)) for v in layer.weights]
+                   for layer in source.layers if layer.weights}
+    plan, problems = plan_assignment(model, file_layers)
+    problems = architecture_differences(source, model) + problems
+    if problems:
+        dim = source.get_layer("Bottleneck").units
+        raise ValueError(f"Cannot load '{path}' into model '{model.name}': {len(problems)} mismatch(es). These "
+                         f"weights need embedding_dim={dim}, preprocessing={model_preprocessing(source)!r} "
+                         f"(e.g. create_model('{MODEL_NAME}', weights=..., embedding_dim={dim}, "
+                         f"preprocessing={model_preprocessing(source)!r})).\n  " + "\n  ".join(problems))
+    assignments, _ = apply_assignment(plan)
+    model.pretrained_report = PretrainedReport(
+        source=origin, file_arrays=len(plan), file_values=sum(item.array.size for _, item, _ in plan),
+        assignments=assignments)
     return model

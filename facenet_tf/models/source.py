@@ -112,8 +112,12 @@ def _load(source: str | os.PathLike, weights: str | None, at_init: bool, overrid
         if weights is not None and weights not in REGISTRY and not Path(weights).expanduser().is_file():
             raise ModelLoadError(f"weights file '{weights}' for zoo model '{text}' does not exist (registered "
                                  f"weights: {', '.join(sorted(REGISTRY))})")
-        model = create_model(text, weights=weights, **overrides)
         entry = REGISTRY.get(weights or "")
+        if entry is not None and entry.architecture == text:  # build the network these weights were trained as
+            overrides.setdefault("embedding_dim", entry.embedding_dim)
+            if entry.preprocessing != get_spec(text).preprocessing:
+                overrides.setdefault("preprocessing", entry.preprocessing)
+        model = create_model(text, weights=weights, **overrides)
         return LoadedModel(model, text, "zoo", architecture=text,
                            weights=weights, preprocessing=entry.preprocessing if entry else infer_preprocessing(model))
     if overrides:

