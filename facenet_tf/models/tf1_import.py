@@ -53,7 +53,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from facenet_tf.atomic import atomic_file
@@ -93,7 +92,7 @@ class _Source:
     path: Path
     format: str
     arrays: dict[str, np.ndarray]
-    graph: tf.compat.v1.GraphDef
+    graph: object  # a tf.compat.v1.GraphDef (TensorFlow is imported where it is used)
     ignored: list[str]
 
 
@@ -122,6 +121,8 @@ def _is_structural(array: np.ndarray) -> bool:
 
 
 def _read_frozen_graph(path: Path) -> _Source:
+    import tensorflow as tf
+
     graph = _parse(tf.compat.v1.GraphDef(), path, "GraphDef (frozen graph .pb)")
     if not graph.node:
         raise _fail(path, "not a TensorFlow GraphDef (it has no nodes)")
@@ -139,6 +140,8 @@ def _read_frozen_graph(path: Path) -> _Source:
 
 def _checkpoint_files(path: Path) -> tuple[Path, str]:
     """(the .meta file, the checkpoint prefix) of a checkpoint folder or of its .meta file."""
+    import tensorflow as tf
+
     folder = path if path.is_dir() else path.parent
     if path.is_dir():
         metas = sorted(folder.glob("*.meta"))
@@ -163,6 +166,8 @@ def _checkpoint_files(path: Path) -> tuple[Path, str]:
 
 
 def _read_checkpoint(path: Path) -> _Source:
+    import tensorflow as tf
+
     meta_path, prefix = _checkpoint_files(path)
     meta = _parse(tf.compat.v1.MetaGraphDef(), meta_path, "MetaGraphDef (.meta)")
     if not meta.graph_def.node:
@@ -268,6 +273,8 @@ def _float32_text(value) -> float:
 
 def _graph_epsilon(source: _Source) -> tuple[float, str]:
     """The batch-norm epsilon of the network's batch norms, and where it was read."""
+    import tensorflow as tf
+
     found = set()
     for node in source.graph.node:
         if not node.name.startswith(SCOPE):

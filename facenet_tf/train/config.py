@@ -57,6 +57,7 @@ class TrainConfig:
     validation_identities: int = 0             # identities held out of training for validation batches
     validation_steps: int = 2
     seed: int = 0
+    mixed_precision: bool = False              # keras mixed_float16: float16 compute, float32 variables and loss
     # Harmonic embeddings (paper appendix; facenet_tf/train/harmonic.py). None: plain triplet training.
     harmonic_with: str | None = None           # old model: zoo name (+ harmonic_weights) or training workdir
     harmonic_weights: str | None = None        # for a zoo name: e.g. 'msceleb'
@@ -169,6 +170,9 @@ class TrainConfig:
                 fail("init_from", "to be used with --harmonic_with", self.init_from)
             if self.harmonic_phase != "all":
                 fail("harmonic_phase", "'all' (the default) without --harmonic_with", self.harmonic_phase)
+        if self.mixed_precision and self.harmonic_with is not None:
+            fail("mixed_precision", "off with --harmonic_with (the old and initial models are loaded float32)",
+                 self.mixed_precision)
         if self.init_weights is not None and self.init_from is None:
             fail("init_weights", "to be used with --init_from (a zoo model name)", self.init_weights)
         if self.harmonic_with is not None:

@@ -72,7 +72,7 @@ def load_old_model(source: str, weights: str | None = None, flag: str = "harmoni
     try:
         model = load_model(source, weights).model
     except ModelLoadError as error:
-        raise ValueError(f"--{flag}: {error}") from None
+        raise ValueError(f"--{flag} {error}") from None
     model.trainable = False
     return model
 

