@@ -1,5 +1,8 @@
 """facenet-tf: FaceNet (Schroff, Kalenichenko, Philbin, CVPR 2015) for TensorFlow 2 / Keras 3.
 
+    import facenet_tf as fn
+    fn.verify("a.jpg", "b.jpg")      # see facenet_tf.api: verify, embed, identify, cluster, FaceNet
+
 Importing the package turns on oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``) unless the user already chose,
 because on AVX2 CPUs without AVX-512 TensorFlow leaves them off and runs 2-3x slower. This only has an
 effect when facenet_tf is imported before TensorFlow; the binaries and tests set it themselves first.
@@ -16,3 +19,14 @@ if importlib.util.find_spec("tensorflow") is None:  # TensorFlow is an extra: sa
                       "'facenet-tf[gpu]' (NVIDIA GPU, Linux; TensorFlow's CUDA wheels)")
 
 __version__ = "0.1.0"
+
+_API = ("FaceNet", "verify", "embed", "identify", "cluster")
+
+
+def __getattr__(name: str):
+    """The one-line API (``facenet_tf.api``), imported on first use so that ``import facenet_tf`` stays light."""
+    if name in _API:
+        from facenet_tf import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'facenet_tf' has no attribute {name!r}")

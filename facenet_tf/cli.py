@@ -37,19 +37,12 @@ import numpy as np  # noqa: E402
 PROG = "facenet-tf"
 DEFAULT_MODEL = "inception_resnet_v1"
 DEFAULT_WEIGHTS = "msceleb"
-#: Squared-L2 thresholds of the default model, both chosen on LFW View 1 training pairs (pairsDevTrain) with MTCNN
-#: ("detect") crops by experiments/eval_recognition.py (results/recognition_lfw.md), rounded to two decimals.
-#: ``verify`` compares two faces: the best-accuracy threshold (1.1864).
-VERIFY_THRESHOLD = 1.19
-#: ``cluster`` and ``identify`` compare each face with many: false matches add up (on LFW, 54% of unknown people
-#: were matched to one of 79 enrolled people at the verification threshold), so they use the stricter threshold
-#: with a pair false-accept rate <= 1e-3 there (0.9222): on LFW 7% of unknown faces accepted, 98% of known ones
-#: named right, and a clustering F1 of 0.995 (average linkage) instead of 0.95.
-SEARCH_THRESHOLD = 0.92
+#: The thresholds of the default model (owned by facenet_tf.api, the Python API: see there how they were measured).
+from facenet_tf.api import SEARCH_THRESHOLD, VERIFY_THRESHOLD  # noqa: E402
 #: The label of faces that match no one in the gallery (a person folder may not have this name).
 UNKNOWN = "unknown"
 
-_EMBEDDERS: dict[tuple[str, str | None], object] = {}
+_NETS: dict[tuple, object] = {}
 
 
 class CommandError(Exception):
@@ -221,20 +214,21 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def load_model(model: str, weights: str | None):
-    """The embedder for ``model``/``weights`` (kept for the life of the process, so repeated calls of
-    :func:`main` load it once)."""
-    if weights is None and model == DEFAULT_MODEL:
-        weights = DEFAULT_WEIGHTS
-    key = (model, weights)
-    if key not in _EMBEDDERS:
+def _net(args: argparse.Namespace):
+    """The ``facenet_tf.api.FaceNet`` (model and detector) for the options (kept for the life of the process, so
+    repeated calls of :func:`main` load it once)."""
+    weights = args.weights if args.weights is not None else (DEFAULT_WEIGHTS if args.model == DEFAULT_MODEL else None)
+    key = (args.model, weights, args.margin, args.min_confidence, args.min_face_size, args.batch_size)
+    if key not in _NETS:
         from facenet_tf import paths
-        from facenet_tf.evaluation.embed import NonFiniteEmbeddingError, load_embedder
+        from facenet_tf.api import FaceNet
+        from facenet_tf.evaluation.embed import NonFiniteEmbeddingError
 
         try:
-            _EMBEDDERS[key] = load_embedder(model, weights)
+            _NETS[key] = FaceNet(args.model, weights, margin=args.margin, min_confidence=args.min_confidence,
+                                 min_face_size=args.min_face_size, batch_size=args.batch_size)
         except NonFiniteEmbeddingError as error:
-            raise CommandError(f"--model {model}: {error}") from None
+            raise CommandError(f"--model {args.model}: {error}") from None
         except FileNotFoundError as error:
             message = str(error)
             if paths.WEIGHTS_HELP not in message:
@@ -242,7 +236,7 @@ def load_model(model: str, weights: str | None):
             raise CommandError(f"the model weights are missing: {message}") from None
         except ValueError as error:
             raise CommandError(str(error), usage=True) from None
-    return _EMBEDDERS[key]
+    return _NETS[key]
 
 
 def _threshold(args: argparse.Namespace) -> float:
@@ -277,19 +271,11 @@ def _require_photos(photos: Sequence[Path], inputs: Sequence[str]) -> None:
 
 def _faces(args: argparse.Namespace, photos: Sequence[Path], which: str = "all"):
     """Find the faces of ``photos`` and embed them: ``(PhotoFaces, embeddings)``."""
-    from facenet_tf.evaluation.embed import embed
-    from facenet_tf.recognition import find_faces
-
-    embedder = load_model(args.model, args.weights)
-    found = find_faces(photos, output_size=embedder.input_size, margin=args.margin, faces=which,
-                       min_confidence=args.min_confidence, min_face_size=args.min_face_size,
-                       progress=not args.quiet)
+    net = _net(args)
     try:
-        embeddings = (embed(embedder, found.crops, batch_size=args.batch_size, progress=not args.quiet,
-                            description="embedding faces") if len(found) else np.zeros((0, 0), np.float32))
+        return net.find(photos, which, progress=not args.quiet)
     except ValueError as error:  # e.g. a model whose embeddings are not finite
         raise CommandError(f"--model {args.model}: {error}") from None
-    return found, embeddings
 
 
 def _report_skipped(found) -> None:

@@ -66,11 +66,12 @@ def head_layers(model: keras.Model) -> tuple[str, ...]:
 HARMONIC_METRIC_KEYS = {**METRIC_KEYS, "mean_d_new_old": "mean_same_image_distance"}
 
 
-def load_old_model(source: str, weights: str | None = None, flag: str = "harmonic_with") -> keras.Model:
+def load_old_model(source: str, weights: str | None = None, flag: str = "harmonic_with",
+                   **zoo_overrides) -> keras.Model:
     """The fixed old model, any spelling of ``facenet_tf.models.load_model``; frozen.
     ``flag`` names the option in errors (the same forms serve ``--init_from``)."""
     try:
-        model = load_model(source, weights).model
+        model = load_model(source, weights, **zoo_overrides).model
     except ModelLoadError as error:
         raise ValueError(f"--{flag} {error}") from None
     model.trainable = False
@@ -168,11 +169,10 @@ def build_harmonic_model(config: TrainConfig) -> HarmonicTripletModel:
                              batch_norm=config.batch_norm)
     head = head_layers(embedding) if config.harmonic_phase == "embedding_layer" else ()
     if config.init_from is not None:
-        if config.init_from in list_models():  # a zoo model (e.g. pretrained weights), built at this run's size
-            source = create_model(config.init_from, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),
-                                  weights=config.init_weights, batch_norm=config.batch_norm)
-        else:
-            source = load_old_model(config.init_from, flag="init_from")
+        # a zoo model (e.g. pretrained weights) is built at this run's size; anything else is taken as it is
+        zoo_size = (dict(embedding_dim=config.embedding_dim, input_shape=(h, w, 3), batch_norm=config.batch_norm)
+                    if config.init_from in list_models() else {})
+        source = load_old_model(config.init_from, config.init_weights, flag="init_from", **zoo_size)
         if tuple(source.input.shape[1:3]) != (h, w):
             raise ValueError(f"--init_from model takes {tuple(source.input.shape[1:3])} images, this run {(h, w)}.")
         _copy_weights(source, embedding, head)
