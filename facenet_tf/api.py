@@ -27,12 +27,18 @@ DEFAULT_MODEL = "msceleb"
 #: by experiments/eval_recognition.py (results/recognition_lfw.md), rounded to two decimals. ``verify`` compares
 #: two faces: the best-accuracy threshold (1.1864).
 VERIFY_THRESHOLD = 1.19
-#: ``cluster`` and ``identify`` compare each face with many: false matches add up (on LFW, 54% of unknown people
-#: were matched to one of 79 enrolled people at the verification threshold), so they use the stricter threshold
-#: with a pair false-accept rate <= 1e-3 there (0.9222).
-SEARCH_THRESHOLD = 0.92
+#: ``identify`` compares each face with many: false matches add up (on LFW, 54% of unknown people were matched to
+#: one of 79 enrolled people at the verification threshold), so it uses the stricter threshold with a pair
+#: false-accept rate <= 1e-3 there (0.9222).
+IDENTIFY_THRESHOLD = 0.92
+#: ``cluster``: agglomerative clustering, average linkage, stopped at this squared distance.
+CLUSTER_THRESHOLD = 0.92
+CLUSTER_ALGORITHM = "agglomerative"
+CLUSTER_ALGORITHMS = ("agglomerative", "chinese-whispers")
 #: The weights those thresholds were measured for.
 THRESHOLDS_MEASURED_FOR = {"msceleb", "inception_resnet_v1@msceleb"}
+#: The label of faces that match no one in a gallery (a person folder may not have this name).
+UNKNOWN = "unknown"
 
 Photos = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -41,33 +47,55 @@ def _as_list(photos: Photos) -> list[str | os.PathLike]:
     return [photos] if isinstance(photos, (str, os.PathLike)) else list(photos)
 
 
+def _key(photo: str | os.PathLike) -> str:
+    """How a photo is named in face records (``facenet_tf.recognition.list_photos`` gives Paths)."""
+    return str(Path(photo))
+
+
 class FaceNet:
     """A model and a face detector, loaded once, for many calls.
 
     Args:
         model, weights: any spelling of ``facenet_tf.models.load_model`` (default: ``msceleb``).
         threshold: the verification threshold (default: measured for the default model; required for others).
-        search_threshold: the threshold of ``identify`` and ``cluster`` (likewise).
+        identify_threshold, cluster_threshold: those of ``identify`` and ``cluster`` (likewise).
+        calibration: a file written by ``facenet-tf calibrate`` (or its dict): the three thresholds measured on
+            your photos, used where the arguments above are not given. It must be of this model.
         margin, min_confidence, min_face_size: detection and crop settings (``facenet_tf.recognition.find_faces``).
         batch_size: faces per model call.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, weights: str | None = None, *, threshold: float | None = None,
-                 search_threshold: float | None = None, margin: float = 0.3, min_confidence: float = 0.9,
-                 min_face_size: int = 20, batch_size: int = 32) -> None:
+                 identify_threshold: float | None = None, cluster_threshold: float | None = None,
+                 calibration: str | os.PathLike | dict | None = None, margin: float = 0.3,
+                 min_confidence: float = 0.9, min_face_size: int = 20, batch_size: int = 32) -> None:
         from facenet_tf.evaluation.embed import keras_embedder
         from facenet_tf.models.source import load_model
 
         loaded = load_model(model, weights, inference=True)
         self.model_name = loaded.name if loaded.weights is None else f"{loaded.name}@{loaded.weights}"
         measured = model in THRESHOLDS_MEASURED_FOR or (model, weights) == ("inception_resnet_v1", "msceleb")
-        self.threshold = threshold if threshold is not None else (
-            VERIFY_THRESHOLD if measured else loaded.thresholds.get("verify"))
-        self.search_threshold = search_threshold if search_threshold is not None else (
-            SEARCH_THRESHOLD if measured else None)
+        defaults = {"verify": VERIFY_THRESHOLD if measured else loaded.thresholds.get("verify"),
+                    "identify": IDENTIFY_THRESHOLD if measured else None,
+                    "cluster": CLUSTER_THRESHOLD if measured else None}
+        if calibration is not None:
+            defaults.update(self._calibrated(calibration))
+        self.threshold = threshold if threshold is not None else defaults["verify"]
+        self.identify_threshold = identify_threshold if identify_threshold is not None else defaults["identify"]
+        self.cluster_threshold = cluster_threshold if cluster_threshold is not None else defaults["cluster"]
         self.embedder = keras_embedder(loaded.model, self.model_name)
         self.margin, self.min_confidence, self.min_face_size = margin, min_confidence, min_face_size
         self.batch_size = batch_size
+
+    def _calibrated(self, calibration: str | os.PathLike | dict) -> dict[str, float]:
+        from facenet_tf.evaluation.calibration import QUESTIONS, load_calibration
+
+        data = calibration if isinstance(calibration, dict) else load_calibration(calibration)
+        if data.get("model") not in (None, self.model_name):
+            where = "" if isinstance(calibration, dict) else f" '{calibration}'"
+            raise ValueError(f"calibration{where} was measured for model {data['model']}, not {self.model_name}; "
+                             "calibrate this model on your photos")
+        return {question: float(data[question]["threshold"]) for question in QUESTIONS}
 
     # ------------------------------------------------------------------------------------------------ faces
 
@@ -92,49 +120,99 @@ class FaceNet:
 
     def _required(self, value: float | None, what: str) -> float:
         if value is None:
-            raise ValueError(f"no {what} is known for model {self.model_name!r}; pass {what}= (measure one with "
-                             "experiments/eval_recognition.py on your data)")
+            raise ValueError(f"no {what} is known for model {self.model_name!r}; pass {what}= or calibration= "
+                             "(measure them on your photos with 'facenet-tf calibrate')")
         return float(value)
 
     def verify(self, photo_a: str | os.PathLike, photo_b: str | os.PathLike,
                select: str = "largest") -> dict[str, Any]:
         """Whether the main faces of two photos are the same person. ValueError names a photo without a face."""
-        threshold = self._required(self.threshold, "threshold")
-        found, embeddings = self.find([photo_a, photo_b], select)
-        rows = []
-        for photo in (photo_a, photo_b):
-            match = [i for i, record in enumerate(found.records) if record.source == os.fspath(photo)]
-            if not match:
-                unreadable = dict(found.unreadable).get(os.fspath(photo))
-                raise ValueError(f"cannot read photo '{photo}': {unreadable}" if unreadable
-                                 else f"no face found in '{photo}'")
-            rows.append(match[0])
-        distance = float(np.sum((embeddings[rows[0]] - embeddings[rows[1]]) ** 2))
-        return {"same": bool(distance <= threshold), "distance": distance, "threshold": threshold,
-                "model": self.model_name, "faces": [_face(found.records[r]) for r in rows]}
+        result = self.verify_pairs([(photo_a, photo_b)], select)[0]
+        if "error" in result:
+            raise ValueError(result["error"])
+        return result
 
-    def gallery(self, known: str | os.PathLike):
-        """A ``facenet_tf.recognition.Gallery`` from ``known/<name>/*.jpg`` (the largest face of each photo)."""
+    def verify_pairs(self, pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]], select: str = "largest",
+                     threshold: float | None = None, progress: bool = False) -> list[dict[str, Any]]:
+        """:meth:`verify` for many pairs, each photo found and embedded once. One dict per pair, in order: the
+        answer, or ``{"a", "b", "error"}`` when a photo is missing, unreadable or has no face. ``threshold``
+        defaults to the verification threshold."""
+        threshold = self._required(self.threshold if threshold is None else threshold, "threshold")
+        wanted = list(dict.fromkeys(_key(photo) for pair in pairs for photo in pair))
+        present = [photo for photo in wanted if os.path.isfile(photo)]
+        found, embeddings = self.find(present, select, progress=progress)
+        unreadable = dict(found.unreadable)
+        row_of = {}
+        for row, record in enumerate(found.records):
+            row_of.setdefault(record.source, row)
+
+        def problem(photo: str) -> str | None:
+            if photo not in present:
+                return f"photo '{photo}' does not exist"
+            if photo in unreadable:
+                return f"cannot read photo '{photo}': {unreadable[photo]}"
+            return None if photo in row_of else f"no face found in '{photo}'"
+
+        results = []
+        for photo_a, photo_b in pairs:
+            a, b = _key(photo_a), _key(photo_b)
+            error = problem(a) or problem(b)
+            if error:
+                results.append({"a": a, "b": b, "error": error})
+                continue
+            distance = float(np.sum((embeddings[row_of[a]] - embeddings[row_of[b]]) ** 2))
+            results.append({"a": a, "b": b, "same": bool(distance <= threshold), "distance": distance,
+                            "threshold": threshold, "model": self.model_name,
+                            "faces": [_face(found.records[row_of[a]]), _face(found.records[row_of[b]])]})
+        return results
+
+    def gallery_faces(self, known: str | os.PathLike, progress: bool = False):
+        """``(gallery, found, people)`` from ``known/<name>/*.jpg`` (the largest face of each photo): the
+        ``facenet_tf.recognition.Gallery``, the ``PhotoFaces`` behind it (what was unreadable or without a face)
+        and the person folders. ValueError (naming the folder) when there are no person folders, a folder has
+        the name of the unknown label, or no photo has a face."""
         from facenet_tf.recognition import Gallery, list_photos
 
-        people = sorted(p for p in Path(known).iterdir() if p.is_dir() and not p.name.startswith("."))
+        known = Path(known)
+        if not known.is_dir():
+            raise FileNotFoundError(f"gallery folder '{known}' does not exist")
+        people = sorted(p for p in known.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not people:
+            raise ValueError(f"gallery '{known}' has no person folders (expected {known}/<name>/*.jpg)")
+        if any(person.name == UNKNOWN for person in people):
+            raise ValueError(f"the gallery's person folder '{known / UNKNOWN}' has the name of the label of faces "
+                             "that match no one; rename it (e.g. unknown_person)")
         photos = [(photo, person.name) for person in people for photo in list_photos([person])]
-        found, embeddings = self.find([photo for photo, _ in photos], "largest")
-        name_of = {os.fspath(photo): name for photo, name in photos}
+        if not photos:
+            raise ValueError(f"no photos in the person folders of the gallery '{known}'")
+        found, embeddings = self.find([photo for photo, _ in photos], "largest", progress=progress)
+        if not len(found):
+            raise ValueError(f"no face found in any photo of the gallery '{known}'")
+        name_of = {_key(photo): name for photo, name in photos}
         gallery = Gallery(metadata={"model": self.model_name})
-        if len(found):
-            gallery.add([name_of[r.source] for r in found.records], embeddings, [r.source for r in found.records])
-        return gallery
+        gallery.add([name_of[r.source] for r in found.records], embeddings, [r.source for r in found.records])
+        return gallery, found, people
+
+    def gallery(self, known: str | os.PathLike):
+        """The ``facenet_tf.recognition.Gallery`` of ``known/<name>/*.jpg`` (see :meth:`gallery_faces`)."""
+        return self.gallery_faces(known)[0]
 
     def identify(self, photos: Photos, gallery) -> list[dict[str, Any]]:
         """Name every face of ``photos`` after the nearest person of ``gallery`` (a ``known/`` folder or a
-        ``Gallery``); ``name`` is None when no one is within the search threshold."""
+        ``Gallery``); ``name`` is None when no one is within the identify threshold."""
         from facenet_tf.recognition import Gallery
 
-        threshold = self._required(self.search_threshold, "search_threshold")
+        threshold = self._required(self.identify_threshold, "identify_threshold")
         if not isinstance(gallery, Gallery):
             gallery = self.gallery(gallery)
         found, embeddings = self.find(photos)
+        return self.name_faces(found, embeddings, gallery, threshold)
+
+    def name_faces(self, found, embeddings: np.ndarray, gallery, threshold: float | None = None):
+        """One dict per face of ``found``: its nearest person in ``gallery``, accepted (``name``) when within
+        ``threshold`` (default: the identify threshold), else ``name`` None."""
+        threshold = self._required(self.identify_threshold if threshold is None else threshold,
+                                   "identify_threshold")
         if not len(found):
             return []
         matches = gallery.search(embeddings, k=1)
@@ -142,21 +220,41 @@ class FaceNet:
                  "distance": float(distance), "threshold": threshold}
                 for record, name, distance in zip(found.records, matches.names[:, 0], matches.distances[:, 0])]
 
-    def cluster(self, photos: Photos, algorithm: str = "agglomerative") -> list[dict[str, Any]]:
-        """Group the faces of ``photos`` by person: ``group`` numbers the groups, 0 the largest."""
+    def group(self, embeddings: np.ndarray, algorithm: str = CLUSTER_ALGORITHM,
+              threshold: float | None = None) -> np.ndarray:
+        """Group labels of ``embeddings`` (0 = the largest group) at ``threshold`` (default: the cluster one)."""
         from facenet_tf.evaluation import clustering
 
-        threshold = self._required(self.search_threshold, "search_threshold")
+        threshold = self._required(self.cluster_threshold if threshold is None else threshold, "cluster_threshold")
+        if algorithm == "agglomerative":
+            return clustering.agglomerative_clustering(embeddings, threshold, "average")
+        if algorithm == "chinese-whispers":
+            return clustering.chinese_whispers(embeddings, threshold)
+        raise ValueError(f"algorithm must be one of {CLUSTER_ALGORITHMS}, not {algorithm!r}")
+
+    def cluster(self, photos: Photos, algorithm: str = CLUSTER_ALGORITHM) -> list[dict[str, Any]]:
+        """Group the faces of ``photos`` by person: ``group`` numbers the groups, 0 the largest."""
+        self._required(self.cluster_threshold, "cluster_threshold")
         found, embeddings = self.find(photos)
         if not len(found):
             return []
-        if algorithm == "agglomerative":
-            labels = clustering.agglomerative_clustering(embeddings, threshold, "average")
-        elif algorithm == "chinese-whispers":
-            labels = clustering.chinese_whispers(embeddings, threshold)
-        else:
-            raise ValueError(f"algorithm must be 'agglomerative' or 'chinese-whispers', not {algorithm!r}")
+        labels = self.group(embeddings, algorithm)
         return [{**_face(record), "group": int(label)} for record, label in zip(found.records, labels)]
+
+    def calibrate(self, known: str | os.PathLike, far: float | None = None, identify_far: float | None = None,
+                  progress: bool = False):
+        """Thresholds measured on ``known/<name>/*.jpg`` (``facenet_tf.evaluation.calibration.calibrate``):
+        ``(result, same, different)``, the result dict and the same- and different-person pair distances."""
+        from facenet_tf.evaluation import calibration
+
+        gallery, _, _ = self.gallery_faces(known, progress=progress)
+        labels = np.asarray(gallery.names)
+        result = calibration.calibrate(gallery.embeddings, labels,
+                                       far=calibration.DEFAULT_FAR if far is None else far,
+                                       identify_far=(calibration.DEFAULT_IDENTIFY_FAR if identify_far is None
+                                                     else identify_far), model=self.model_name)
+        _, same, different = calibration.pair_distances(gallery.embeddings, labels)
+        return result, same, different
 
 
 def _face(record, embedding: np.ndarray | None = None) -> dict[str, Any]:

@@ -1,21 +1,29 @@
 """facenet-tf: face recognition on your own photos, from the command line.
 
-    facenet-tf embed PHOTOS... --out faces.npz        every face of every photo -> embeddings (+ photo and box)
     facenet-tf verify A.jpg B.jpg                     same person or not (the largest face of each photo)
-    facenet-tf cluster PHOTOS... --out DIR            group the faces by person: a folder and a contact sheet each
+    facenet-tf verify --pairs pairs.csv               many pairs, each photo embedded once (CSV: photo_a,photo_b)
+    facenet-tf embed PHOTOS... --out faces.npz        every face of every photo -> embeddings (+ photo and box)
+    facenet-tf cluster PHOTOS... --out DIR            sort the photos by person: DIR/person_001/ ... (links)
     facenet-tf identify --gallery KNOWN PHOTOS...     name the faces, from KNOWN/<name>/*.jpg; others are "unknown"
+    facenet-tf calibrate KNOWN --out cal.json         thresholds measured on your own labelled photos
     facenet-tf weights list | fetch NAME | verify     the pretrained weights: where they are, fetch and check them
 
-PHOTOS are image files or folders (searched recursively for .jpg .jpeg .png .bmp .webp; hidden files, folders
-written by an earlier facenet-tf run and symbolic-link loops are passed over, the last two listed). Faces are found with
-MTCNN, cropped as in the LFW evaluation and embedded with the pretrained FaceNet (Inception-ResNet-v1, MS-Celeb-1M)
-unless --model/--weights say otherwise (fetched and checked by SHA-256 on first use; see 'weights'). Two faces are the same person when the squared distance of their
-embeddings is at most --threshold. Unreadable photos and photos without a face are skipped and listed at the end.
+PHOTOS are image files or folders, searched recursively for every format the reader decodes (JPEG, PNG, BMP, GIF,
+TIFF, WebP, PGM/PPM, JPEG 2000, AVIF, ...; a file without a suffix is recognised by its first bytes). Hidden
+files, folders written by an earlier facenet-tf run and symbolic-link loops are passed over, the last two listed.
+Faces are found with MTCNN, cropped as in the LFW evaluation and embedded with the pretrained FaceNet
+(Inception-ResNet-v1, MS-Celeb-1M) unless --model/--weights say otherwise (fetched and checked by SHA-256 on
+first use; see 'weights'). Two faces are the same person when the squared distance of their embeddings is at
+most the threshold (--threshold, or measured on your photos by 'calibrate' and passed with --calibration).
+Unreadable photos and photos without a face are skipped and listed at the end.
 
-Nothing is overwritten without --overwrite, and every output is written atomically: a killed run leaves the
-previous output as it was. Load only models you trust: a SavedModel runs its own graph.
+--json prints one JSON document on standard output instead of text (an error too: {"error": ..., "status": ...});
+notes and warnings always go to standard error. Nothing is overwritten without --overwrite, and every output is
+written atomically: a killed run leaves the previous output as it was. Load only models you trust: a SavedModel
+runs its own graph.
 
-Exit status: 0 success, 1 failure (missing weights, nothing usable in the input, ...), 2 usage error.
+Exit status: 0 success, 1 failure (missing weights, nothing usable in the input, ...), 2 usage error;
+'verify --exit-code': 0 same person, 1 different people, 2 error.
 """
 
 from __future__ import annotations
@@ -28,19 +36,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import io  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+#: The thresholds of the default model and the unknown label (owned by facenet_tf.api: see there how they were
+#: measured).
+from facenet_tf.api import (CLUSTER_ALGORITHM, CLUSTER_ALGORITHMS, CLUSTER_THRESHOLD, IDENTIFY_THRESHOLD,  # noqa: E402
+                            UNKNOWN, VERIFY_THRESHOLD)
 
 PROG = "facenet-tf"
 DEFAULT_MODEL = "inception_resnet_v1"
 DEFAULT_WEIGHTS = "msceleb"
-#: The thresholds of the default model (owned by facenet_tf.api, the Python API: see there how they were measured).
-from facenet_tf.api import SEARCH_THRESHOLD, VERIFY_THRESHOLD  # noqa: E402
-#: The label of faces that match no one in the gallery (a person folder may not have this name).
-UNKNOWN = "unknown"
+#: The default threshold of each command, for the pretrained model.
+DEFAULT_THRESHOLDS = {"verify": VERIFY_THRESHOLD, "identify": IDENTIFY_THRESHOLD, "cluster": CLUSTER_THRESHOLD,
+                      "embed": None, "calibrate": None}
 
 _NETS: dict[tuple, object] = {}
 
@@ -57,7 +71,10 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true",
+                        help="print one JSON document on standard output instead of text")
+    common = argparse.ArgumentParser(add_help=False, parents=[output])
     model = common.add_argument_group("model and matching")
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="zoo model name, training folder, .keras file or SavedModel folder (default: %(default)s). "
@@ -67,9 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"weights for a zoo model ('{DEFAULT_WEIGHTS}' or a file; default: '{DEFAULT_WEIGHTS}' "
                             f"for {DEFAULT_MODEL}, none otherwise)")
     model.add_argument("--threshold", type=float, default=None,
-                       help=f"same person iff squared distance <= this (default for the pretrained model: "
-                            f"{VERIFY_THRESHOLD} for verify, {SEARCH_THRESHOLD} for cluster and identify, where each "
-                            "face meets many; measure your own for another model)")
+                       help=f"same person iff squared distance <= this (defaults for the pretrained model: verify "
+                            f"{VERIFY_THRESHOLD}, identify {IDENTIFY_THRESHOLD}, cluster {CLUSTER_THRESHOLD}, "
+                            "stricter where each face meets many; measure your own with 'calibrate')")
+    model.add_argument("--calibration", default=None, metavar="FILE",
+                       help="thresholds measured by 'facenet-tf calibrate' on your photos (--threshold wins)")
     faces = common.add_argument_group("face detection")
     faces.add_argument("--min-confidence", type=float, default=0.9,
                        help="drop detections below this MTCNN probability (default: %(default)s)")
@@ -79,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="crop margin, fraction of the face size (default: %(default)s, as in the LFW evaluation)")
     run = common.add_argument_group("running")
     run.add_argument("--batch-size", type=int, default=32, help="faces per model call (default: %(default)s)")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bars (they are shown only when standard error is a terminal)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace existing output files (each is replaced atomically, only once the run succeeds; "
                           "cluster replaces only a folder that an earlier run wrote)")
@@ -90,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="Run '%(prog)s COMMAND --help' for the options of a command.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    verify = commands.add_parser("verify", parents=[common], help="are two photos of the same person?",
+                                 description="Compare the main face of two photos (or of each pair in --pairs): "
+                                             "same person or not.")
+    verify.add_argument("pair", nargs="*", metavar="PHOTO", help="the two photos (not with --pairs)")
+    verify.add_argument("--pairs", default=None, metavar="CSV",
+                        help="a CSV file of pairs, one 'photo_a,photo_b' per line (optional header, '#' comments, "
+                             "paths relative to the file's folder); each photo is embedded once, and a pair that "
+                             "cannot be answered is reported on its own line")
+    verify.add_argument("--csv", default=None, help="with --pairs: also write the answers to this CSV file")
+    verify.add_argument("--exit-code", action="store_true",
+                        help="exit 0 when the same person, 1 when different people (with --pairs: when any pair "
+                             "is), 2 on any error")
+    verify.add_argument("--select", choices=["largest", "center"], default="largest",
+                        help="which face when a photo has several (default: %(default)s)")
+    verify.set_defaults(run=run_verify)
+
     embed = commands.add_parser("embed", parents=[common], help="store the embedding of every face of the photos",
                                 description="Find every face in every photo and store its embedding, photo and box.")
     embed.add_argument("photos", nargs="+", metavar="PHOTOS", help="image files or folders")
@@ -98,27 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which faces of each photo (default: %(default)s)")
     embed.set_defaults(run=run_embed)
 
-    verify = commands.add_parser("verify", parents=[common], help="are two photos of the same person?",
-                                 description="Compare the main face of two photos: same person or not.")
-    verify.add_argument("photo_a", metavar="A", help="first photo")
-    verify.add_argument("photo_b", metavar="B", help="second photo")
-    verify.add_argument("--select", choices=["largest", "center"], default="largest",
-                        help="which face when a photo has several (default: %(default)s)")
-    verify.set_defaults(run=run_verify)
-
-    cluster = commands.add_parser("cluster", parents=[common], help="group the faces of the photos by person",
-                                  description="Group faces by person: one folder of face crops and one contact "
-                                              "sheet per person, plus clusters.csv.")
+    cluster = commands.add_parser("cluster", parents=[common], help="sort the photos by person",
+                                  description="Group the faces by person and sort the photos: OUT/person_001/ holds "
+                                              "links to the photos of person 1 (copies with --copy; a photo with "
+                                              "several people is under each), OUT/person_001.png shows every face "
+                                              "of the group, clusters.csv lists every face.")
     cluster.add_argument("photos", nargs="+", metavar="PHOTOS", help="image files or folders")
     cluster.add_argument("--out", required=True,
                          help="output folder: new, empty, or (with --overwrite) the output of an earlier cluster run "
                               "holding nothing else; built beside it and swapped in when complete. It may lie "
                               "inside a photo folder (later runs pass over it), not the reverse")
-    cluster.add_argument("--algorithm", choices=["agglomerative", "chinese-whispers"], default="agglomerative",
+    cluster.add_argument("--copy", action="store_true", help="copy the photos instead of linking to them")
+    cluster.add_argument("--crops", action="store_true", help="also write each face crop, under OUT/crops/")
+    cluster.add_argument("--algorithm", choices=CLUSTER_ALGORITHMS, default=CLUSTER_ALGORITHM,
                          help="agglomerative (average linkage, the paper's choice) or chinese-whispers "
                               "(default: %(default)s)")
     cluster.add_argument("--min-size", type=int, default=2,
-                         help="smaller groups go to 'singles/' (default: %(default)s)")
+                         help="photos of smaller groups go to 'singles/' (default: %(default)s)")
     cluster.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)  # old spelling
     cluster.set_defaults(run=run_cluster)
 
@@ -133,7 +165,23 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--csv", default=None, help="also write the results to this CSV file")
     identify.set_defaults(run=run_identify)
 
-    weights = commands.add_parser("weights", help="list, fetch or verify the pretrained weights",
+    calibrate = commands.add_parser("calibrate", parents=[common], help="measure the thresholds on your own photos",
+                                    description="From KNOWN/<name>/*.jpg (one folder per person, the largest face "
+                                                "of each photo), measure the distances and recommend the verify, "
+                                                "identify and cluster thresholds; other commands take the result "
+                                                "with --calibration.")
+    calibrate.add_argument("known", metavar="KNOWN", help="folder with one folder of photos per person")
+    calibrate.add_argument("--out", required=True, help="the calibration .json to write")
+    calibrate.add_argument("--far", type=float, default=1e-3,
+                           help="verify: largest share of different-person pairs accepted (default: %(default)s)")
+    calibrate.add_argument("--identify-far", type=float, default=1e-2,
+                           help="identify: largest share of strangers' faces accepted as someone (default: "
+                                "%(default)s)")
+    calibrate.add_argument("--plot", default=None, metavar="PNG",
+                           help="also draw the two distance distributions and the thresholds")
+    calibrate.set_defaults(run=run_calibrate)
+
+    weights = commands.add_parser("weights", parents=[output], help="list, fetch or verify the pretrained weights",
                                   description="The registered pretrained weights: where a verified copy is "
                                               "(../shared/weights, then the cache $FACENET_TF_WEIGHTS_DIR or "
                                               "~/.cache/facenet_tf/weights), fetching them into the cache, and "
@@ -157,16 +205,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_options(args)
         return args.run(args)
     except CommandError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2 if error.usage else 1
+        return _fail(args, str(error), 2 if error.usage else 1)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 1
+        return _fail(args, "interrupted", 1)
     except OSError as error:  # a full disk, a folder that vanished ...: nothing was replaced (atomic writes)
         where = f" '{error.filename}'" if error.filename else ""
-        print(f"{PROG}: error: cannot write{where}: {error.strerror or error}; earlier outputs are unchanged",
-              file=sys.stderr)
-        return 1
+        return _fail(args, f"cannot write{where}: {error.strerror or error}; earlier outputs are unchanged", 1)
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    status = 2 if getattr(args, "exit_code", False) else status
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"error": message, "status": status}))
+    return status
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -177,17 +229,30 @@ def _check_options(args: argparse.Namespace) -> None:
                            usage=True)
     if not 0 <= args.min_confidence <= 1:
         raise CommandError(f"--min-confidence must be in [0, 1]; got {args.min_confidence}", usage=True)
-    if args.margin < 0 or args.batch_size < 1 or args.min_face_size < 1:
+    if not (np.isfinite(args.margin) and args.margin >= 0) or args.batch_size < 1 or args.min_face_size < 1:
         raise CommandError("--margin must be >= 0, --batch-size and --min-face-size >= 1", usage=True)
     if getattr(args, "min_size", 1) < 1:
         raise CommandError(f"--min-size must be >= 1; got {args.min_size}", usage=True)
-    if args.command == "embed":
-        _check_output_file(npz_path(args.out), args.overwrite, "--out")
-    if args.command == "identify":
-        if args.save_gallery:
-            _check_output_file(npz_path(args.save_gallery), args.overwrite, "--save-gallery")
-        if args.csv:
-            _check_output_file(args.csv, args.overwrite, "--csv")
+    if args.calibration is not None:
+        _calibration(args)  # a bad file is refused before any work
+    outputs = {"embed": [("--out", "out")], "identify": [("--save-gallery", "save_gallery"), ("--csv", "csv")],
+               "verify": [("--csv", "csv")], "calibrate": [("--out", "out"), ("--plot", "plot")]}
+    for flag, name in outputs.get(args.command, []):
+        value = getattr(args, name)
+        if value:
+            _check_output_file(npz_path(value) if name in ("save_gallery",) or args.command == "embed" else value,
+                               args.overwrite, flag)
+    if args.command == "verify":
+        if args.pairs is None and len(args.pair) != 2:
+            raise CommandError("verify takes two photos, or --pairs CSV", usage=True)
+        if args.pairs is not None and args.pair:
+            raise CommandError("verify takes two photos or --pairs CSV, not both", usage=True)
+        if args.csv and args.pairs is None:
+            raise CommandError("--csv goes with --pairs (the answers of many pairs)", usage=True)
+    if args.command == "calibrate":
+        for flag, value in (("--far", args.far), ("--identify-far", args.identify_far)):
+            if not (np.isfinite(value) and 0 < value < 1):
+                raise CommandError(f"{flag} is a rate in (0, 1); got {value}", usage=True)
 
 
 def npz_path(path: str) -> Path:
@@ -206,6 +271,15 @@ def _check_output_file(path, overwrite: bool, flag: str) -> None:
         raise CommandError(str(error)) from None
 
 
+def _calibration(args: argparse.Namespace) -> dict:
+    from facenet_tf.evaluation.calibration import CalibrationError, load_calibration
+
+    try:
+        return load_calibration(args.calibration)
+    except CalibrationError as error:
+        raise CommandError(f"--calibration: {error}", usage=True) from None
+
+
 # --------------------------------------------------------------------------------------------- shared steps
 
 
@@ -214,19 +288,47 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _emit(args: argparse.Namespace, result: dict[str, Any], lines: Sequence[str]) -> None:
+    """The result: ``lines`` of text, or with --json the ``result`` as one JSON document."""
+    if args.json:
+        print(json.dumps(result, indent=2, default=_json_value))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _net(args: argparse.Namespace):
     """The ``facenet_tf.api.FaceNet`` (model and detector) for the options (kept for the life of the process, so
     repeated calls of :func:`main` load it once)."""
     weights = args.weights if args.weights is not None else (DEFAULT_WEIGHTS if args.model == DEFAULT_MODEL else None)
-    key = (args.model, weights, args.margin, args.min_confidence, args.min_face_size, args.batch_size)
+    key = (args.model, weights, args.calibration, args.margin, args.min_confidence, args.min_face_size,
+           args.batch_size)
     if key not in _NETS:
         from facenet_tf import paths
+        from facenet_tf.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
         from facenet_tf.api import FaceNet
         from facenet_tf.evaluation.embed import NonFiniteEmbeddingError
 
         try:
             _NETS[key] = FaceNet(args.model, weights, margin=args.margin, min_confidence=args.min_confidence,
-                                 min_face_size=args.min_face_size, batch_size=args.batch_size)
+                                 min_face_size=args.min_face_size, batch_size=args.batch_size,
+                                 calibration=_calibration(args) if args.calibration else None)
         except NonFiniteEmbeddingError as error:
             raise CommandError(f"--model {args.model}: {error}") from None
         except FileNotFoundError as error:
@@ -239,18 +341,22 @@ def _net(args: argparse.Namespace):
     return _NETS[key]
 
 
-def _threshold(args: argparse.Namespace) -> float:
+def _threshold(args: argparse.Namespace, net) -> float:
+    """--threshold, else the calibrated or measured threshold of the command, else the pretrained model's (with a
+    warning)."""
     if args.threshold is not None:
         return args.threshold
-    default = VERIFY_THRESHOLD if args.command == "verify" else SEARCH_THRESHOLD
-    if args.model != DEFAULT_MODEL or (args.weights not in (None, DEFAULT_WEIGHTS)):
-        _say(f"warning: threshold {default} was measured for the pretrained {DEFAULT_MODEL}; pass --threshold for "
-             "this model")
+    measured = {"verify": net.threshold, "identify": net.identify_threshold, "cluster": net.cluster_threshold}
+    if measured[args.command] is not None:
+        return float(measured[args.command])
+    default = DEFAULT_THRESHOLDS[args.command]
+    _say(f"warning: threshold {default} was measured for the pretrained {DEFAULT_MODEL}; pass --threshold or "
+         "--calibration for this model")
     return default
 
 
-def _photos(inputs: Sequence[str], what: str = "") -> list[Path]:
-    """The photos of ``inputs``; what was passed over (link loops, earlier outputs) is listed on stderr."""
+def _photos(inputs: Sequence[str], what: str = "") -> tuple[list[Path], list[tuple[str, str]]]:
+    """The photos of ``inputs`` and what was passed over (link loops, earlier outputs; listed on stderr)."""
     from facenet_tf.recognition import scan_photos
 
     try:
@@ -261,21 +367,22 @@ def _photos(inputs: Sequence[str], what: str = "") -> list[Path]:
         _say(f"passed over {len(scanned.skipped)} entr{'y' if len(scanned.skipped) == 1 else 'ies'}{what}:")
         for path, reason in scanned.skipped:
             _say(f"  {path}: {reason}")
-    return scanned.photos
-
-
-def _require_photos(photos: Sequence[Path], inputs: Sequence[str]) -> None:
-    if not photos:
-        raise CommandError(f"no photos (.jpg .jpeg .png .bmp .webp) in {', '.join(map(str, inputs))}")
+    if not scanned.photos:
+        raise CommandError(f"no photos (image files) in {', '.join(map(str, inputs))}")
+    return scanned.photos, scanned.skipped
 
 
 def _faces(args: argparse.Namespace, photos: Sequence[Path], which: str = "all"):
-    """Find the faces of ``photos`` and embed them: ``(PhotoFaces, embeddings)``."""
+    """Find the faces of ``photos`` and embed them: ``(PhotoFaces, embeddings)``; none at all is an error."""
     net = _net(args)
     try:
-        return net.find(photos, which, progress=not args.quiet)
+        found, embeddings = net.find(photos, which, progress=_progress(args))
     except ValueError as error:  # e.g. a model whose embeddings are not finite
         raise CommandError(f"--model {args.model}: {error}") from None
+    if len(found) == 0:
+        _report_skipped(found)
+        raise CommandError(f"no face found in any of the {len(photos)} photo(s)")
+    return found, embeddings
 
 
 def _report_skipped(found) -> None:
@@ -290,19 +397,28 @@ def _report_skipped(found) -> None:
             _say(f"  {path}")
 
 
-def _require_faces(found, photos: Sequence[Path]) -> None:
-    if len(found) == 0:
-        _report_skipped(found)
-        raise CommandError(f"no face found in any of the {len(photos)} photo(s)")
+def _skipped(found, passed_over: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """What a run could not use, for its JSON result."""
+    return {"unreadable": [{"photo": p, "reason": r} for p, r in found.unreadable],
+            "without_faces": list(found.without_faces),
+            "passed_over": [{"path": p, "reason": r} for p, r in passed_over]}
 
 
-def _model_name(args: argparse.Namespace) -> str:
-    weights = args.weights or (DEFAULT_WEIGHTS if args.model == DEFAULT_MODEL else "")
-    return f"{args.model}/{weights}" if weights else args.model
+def _face(record) -> dict[str, Any]:
+    return {"photo": record.source, "face": record.face, "box": [round(float(v), 1) for v in record.box],
+            "confidence": round(float(record.confidence), 4)}
 
 
 def _box(box: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -311,39 +427,73 @@ def _box(box: Sequence[float]) -> str:
 def run_embed(args: argparse.Namespace) -> int:
     from facenet_tf.recognition import save_faces
 
-    photos = _photos(args.photos)
-    _require_photos(photos, args.photos)
+    photos, passed_over = _photos(args.photos)
     found, embeddings = _faces(args, photos, args.faces)
-    _require_faces(found, photos)
-    path = save_faces(args.out, found, embeddings, _model_name(args), overwrite=args.overwrite)
-    print(f"{len(found)} face(s) from {len(found.photos) - len(found.without_faces)} of {len(photos)} photo(s) "
-          f"-> {path}")
+    net = _net(args)
+    path = save_faces(args.out, found, embeddings, net.model_name, overwrite=args.overwrite)
+    with_faces = len(found.photos) - len(found.without_faces)
+    _emit(args, {"out": str(path), "model": net.model_name, "photos": len(photos), "photos_with_faces": with_faces,
+                 "faces": [_face(r) for r in found.records], **_skipped(found, passed_over)},
+          [f"{len(found)} face(s) from {with_faces} of {len(photos)} photo(s) -> {path}"])
     _report_skipped(found)
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from facenet_tf.recognition import pairwise_squared_l2
-
-    threshold = _threshold(args)
-    photos = _photos([args.photo_a, args.photo_b])
-    _require_photos(photos, [args.photo_a, args.photo_b])
+    if args.pairs is not None:
+        return _verify_pairs(args)
+    photos, _ = _photos(args.pair)
     if len(photos) != 2:
         raise CommandError("verify compares two different photo files", usage=True)
-    found, embeddings = _faces(args, photos, args.select)
-    for photo in photos:
-        if str(photo) in dict(found.unreadable):
-            raise CommandError(f"cannot read photo '{photo}': {dict(found.unreadable)[str(photo)]}")
-        if not found.faces_of(photo):
-            raise CommandError(f"no face found in '{photo}'")
-    a, b = found.faces_of(photos[0])[0], found.faces_of(photos[1])[0]
-    distance = float(pairwise_squared_l2(embeddings[a], embeddings[b])[0, 0])
-    same = distance <= threshold
-    print(f"{'same person' if same else 'different people'}: distance {distance:.3f} "
-          f"{'<=' if same else '>'} threshold {threshold:.3f}")
-    print(f"  {photos[0]} face {_box(found.records[a].box)}")
-    print(f"  {photos[1]} face {_box(found.records[b].box)}")
-    return 0
+    net = _net(args)
+    result = net.verify_pairs([tuple(photos)], args.select, _threshold(args, net), progress=_progress(args))[0]
+    if "error" in result:
+        raise CommandError(result["error"])
+    same, distance, threshold = result["same"], result["distance"], result["threshold"]
+    faces = result["faces"]
+    _emit(args, {**result, "faces": [{**f, "box": [round(v, 1) for v in f["box"]]} for f in faces]}, [
+        f"{'same person' if same else 'different people'}: distance {distance:.3f} "
+        f"{'<=' if same else '>'} threshold {threshold:.3f}",
+        *(f"  {face['photo']} face {_box(face['box'])}" for face in faces)])
+    return (0 if same else 1) if args.exit_code else 0
+
+
+def _verify_pairs(args: argparse.Namespace) -> int:
+    from facenet_tf.atomic import write_text_atomically
+    from facenet_tf.recognition.pair_list import PairListError, read_pair_list
+
+    try:
+        pairs = read_pair_list(args.pairs)
+    except PairListError as error:
+        raise CommandError(f"--pairs: {error}", usage=True) from None
+    net = _net(args)
+    threshold = _threshold(args, net)
+    results = net.verify_pairs([(pair.a, pair.b) for pair in pairs], args.select, threshold,
+                               progress=_progress(args))
+    rows, lines = [], []
+    for pair, result in zip(pairs, results):
+        if "error" in result:
+            lines.append(f"error  {result['a']}  {result['b']}: {result['error']}")
+            rows.append([pair.line, result["a"], result["b"], "", "", result["error"]])
+        else:
+            lines.append(f"{'same     ' if result['same'] else 'different'}  {result['distance']:.3f}  "
+                         f"{result['a']}  {result['b']}")
+            rows.append([pair.line, result["a"], result["b"], int(result["same"]), f"{result['distance']:.4f}", ""])
+    errors = sum("error" in r for r in results)
+    same = sum(bool(r.get("same")) for r in results)
+    different = len(results) - errors - same
+    summary = (f"{len(results)} pair(s): {same} same person, {different} different people, {errors} could not be "
+               f"answered (threshold {threshold:.3f})")
+    if args.csv:
+        write_text_atomically(args.csv, _csv_text(["line", "a", "b", "same", "distance", "error"], rows),
+                              overwrite=args.overwrite)
+    _emit(args, {"pairs": [{"line": pair.line, **{k: v for k, v in r.items() if k != "faces"}}
+                           for pair, r in zip(pairs, results)],
+                 "same": same, "different": different, "errors": errors, "threshold": threshold,
+                 "model": net.model_name}, [*lines, summary])
+    if args.exit_code:
+        return 2 if errors else (1 if different else 0)
+    return 1 if errors == len(results) else 0
 
 
 def _check_cluster_output(out: Path, inputs: Sequence[str], overwrite: bool) -> None:
@@ -379,36 +529,43 @@ def _is_empty_folder(path: Path) -> bool:
 
 def run_cluster(args: argparse.Namespace) -> int:
     from facenet_tf.atomic import write_directory_atomically
-    from facenet_tf.evaluation import clustering
-    from facenet_tf.recognition.clusters import CLUSTER_PREFIX, SINGLES, group_folders, write_cluster_folder
+    from facenet_tf.recognition.clusters import SINGLES, group_folders, write_cluster_folder
     from facenet_tf.recognition.outputs import is_replaceable_output
 
-    threshold = _threshold(args)
     out = Path(args.out)
-    photos = _photos(args.photos)
+    photos, passed_over = _photos(args.photos)
     _check_cluster_output(out, args.photos, args.overwrite)
-    _require_photos(photos, args.photos)
     found, embeddings = _faces(args, photos)
-    _require_faces(found, photos)
-    if args.algorithm == "agglomerative":
-        labels = clustering.agglomerative_clustering(embeddings, threshold, "average")
-    else:
-        labels = clustering.chinese_whispers(embeddings, threshold)
-    _, groups, singles = group_folders(labels, args.min_size)
-    sizes = np.bincount(labels)
-    write_directory_atomically(out, lambda tmp: (tmp.mkdir(), write_cluster_folder(tmp, found, labels,
-                                                                                   args.min_size)),
-                               overwrite=args.overwrite or _is_empty_folder(out), replaceable=is_replaceable_output)
-    print(f"{len(found)} face(s) in {len(found.photos)} photo(s): {len(groups)} group(s) of >= {args.min_size} "
-          f"faces, {sum(sizes[c] for c in singles)} face(s) in '{SINGLES}' (threshold {threshold:.3f}, "
-          f"{args.algorithm}) -> {out}")
-    for n, c in enumerate(groups):
-        print(f"  {CLUSTER_PREFIX}{n + 1:03d}: {sizes[c]} faces")
+    net = _net(args)
+    threshold = _threshold(args, net)
+    labels = net.group(embeddings, args.algorithm, threshold)
+    folder_of, groups, _ = group_folders(labels, args.min_size)
+    mode = "copy" if args.copy else "link"
+    write_directory_atomically(
+        out, lambda tmp: (tmp.mkdir(), write_cluster_folder(tmp, found, labels, args.min_size, photos=mode,
+                                                            crops=args.crops)),
+        overwrite=args.overwrite or _is_empty_folder(out), replaceable=is_replaceable_output)
+    folders: dict[str, dict[str, Any]] = {}
+    for record, label in zip(found.records, labels):
+        entry = folders.setdefault(folder_of[int(label)], {"faces": 0, "photos": []})
+        entry["faces"] += 1
+        if record.source not in entry["photos"]:
+            entry["photos"].append(record.source)
+    lines = [f"{len(found)} face(s) in {len(found.photos)} photo(s): {len(groups)} group(s) of >= {args.min_size} "
+             f"faces, {folders.get(SINGLES, {}).get('faces', 0)} face(s) in '{SINGLES}' (threshold {threshold:.3f}, "
+             f"{args.algorithm}) -> {out}"]
+    lines += [f"  {name}: {entry['faces']} face(s) in {len(entry['photos'])} photo(s)"
+              for name, entry in folders.items() if name != SINGLES]
+    _emit(args, {"out": str(out), "threshold": threshold, "algorithm": args.algorithm, "photos_placed": mode,
+                 "groups": [{"folder": name, **entry} for name, entry in folders.items() if name != SINGLES],
+                 "singles": folders.get(SINGLES, {"faces": 0, "photos": []}),
+                 "faces": [{**_face(r), "folder": folder_of[int(label)]} for r, label in zip(found.records, labels)],
+                 **_skipped(found, passed_over)}, lines)
     _report_skipped(found)
     return 0
 
 
-def _build_gallery(args: argparse.Namespace):
+def _load_gallery(args: argparse.Namespace, net):
     """The gallery from ``--gallery``: a saved .npz, or KNOWN_DIR/<name>/ photos (the largest face of each)."""
     from facenet_tf.recognition import Gallery
 
@@ -421,32 +578,17 @@ def _build_gallery(args: argparse.Namespace):
         if UNKNOWN in gallery.identities:
             raise CommandError(f"--gallery '{source}' has a person named '{UNKNOWN}', the label of faces that match "
                                "no one; rebuild it with that folder renamed")
-        if gallery.metadata.get("model") not in (None, _model_name(args)):
-            raise CommandError(f"gallery '{source}' was built with model {gallery.metadata['model']}, not "
-                               f"{_model_name(args)}; rebuild it from the photos or pass that --model/--weights")
+        model = gallery.metadata.get("model")
+        if model is not None and model.replace("/", "@") != net.model_name:
+            raise CommandError(f"gallery '{source}' was built with model {model}, not {net.model_name}; rebuild it "
+                               "from the photos or pass that --model/--weights")
         return gallery
     if not source.is_dir():
         raise CommandError(f"--gallery '{source}' does not exist", usage=True)
-    people = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not people:
-        raise CommandError(f"--gallery '{source}' has no person folders (expected {source}/<name>/*.jpg)")
-    if any(person.name == UNKNOWN for person in people):
-        raise CommandError(f"--gallery: the person folder '{source / UNKNOWN}' has the name of the label of faces "
-                           "that match no one; rename it (e.g. unknown_person)")
-    photos, names = [], []
-    for person in people:
-        for photo in _photos([person], f" in the gallery folder '{person.name}'"):
-            photos.append(photo)
-            names.append(person.name)
-    if not photos:
-        raise CommandError(f"no photos in the person folders of --gallery '{source}'")
-    found, embeddings = _faces(args, photos, "largest")
-    if len(found) == 0:
-        _report_skipped(found)
-        raise CommandError(f"no face found in any photo of the gallery '{source}'")
-    name_of = {str(photo): name for photo, name in zip(photos, names)}
-    gallery = Gallery(metadata={"model": _model_name(args)})
-    gallery.add([name_of[r.source] for r in found.records], embeddings, [r.source for r in found.records])
+    try:
+        gallery, found, people = net.gallery_faces(source, progress=_progress(args))
+    except ValueError as error:
+        raise CommandError(f"--gallery: {error}") from None
     missing = sorted({p.name for p in people} - set(gallery.identities))
     _say(f"gallery: {len(gallery.identities)} people, {len(gallery)} face(s) from '{source}'")
     if missing:
@@ -456,38 +598,69 @@ def _build_gallery(args: argparse.Namespace):
 
 
 def run_identify(args: argparse.Namespace) -> int:
-    threshold = _threshold(args)
-    photos = _photos(args.photos)
-    _require_photos(photos, args.photos)
-    gallery = _build_gallery(args)
+    from facenet_tf.atomic import write_text_atomically
+
+    photos, passed_over = _photos(args.photos)
+    net = _net(args)
+    threshold = _threshold(args, net)
+    gallery = _load_gallery(args, net)
     if args.save_gallery:
         _say(f"gallery saved to {gallery.save(args.save_gallery, overwrite=args.overwrite)}")
     found, embeddings = _faces(args, photos)
-    _require_faces(found, photos)
     try:
-        matches = gallery.search(embeddings, k=1)
+        named = net.name_faces(found, embeddings, gallery, threshold)
     except ValueError as error:  # a gallery of another embedding size
-        raise CommandError(f"--gallery '{args.gallery}' does not fit --model {_model_name(args)}: {error}") from None
-    rows = []
-    for record, name, distance in zip(found.records, matches.names[:, 0], matches.distances[:, 0]):
-        known = bool(distance <= threshold)
-        shown = name if known else UNKNOWN
-        nearest = "" if known else f" (nearest: {name})"
-        print(f"{record.source}  face {record.face} {_box(record.box)}: {shown}  distance {distance:.3f}{nearest}")
-        rows.append([record.source, record.face, *(f"{v:.1f}" for v in record.box), shown, f"{distance:.4f}",
-                     name])
-    recognised = sum(row[6] != UNKNOWN for row in rows)
-    print(f"{recognised} of {len(rows)} face(s) recognised (threshold {threshold:.3f}), "
-          f"{len(rows) - recognised} unknown")
+        raise CommandError(f"--gallery '{args.gallery}' does not fit --model {net.model_name}: {error}") from None
+    rows, lines = [], []
+    for face in named:
+        shown = face["name"] or UNKNOWN
+        nearest = "" if face["name"] else f" (nearest: {face['nearest']})"
+        lines.append(f"{face['photo']}  face {face['face']} {_box(face['box'])}: {shown}  "
+                     f"distance {face['distance']:.3f}{nearest}")
+        rows.append([face["photo"], face["face"], *(f"{v:.1f}" for v in face["box"]), shown,
+                     f"{face['distance']:.4f}", face["nearest"]])
+    recognised = sum(face["name"] is not None for face in named)
+    lines.append(f"{recognised} of {len(named)} face(s) recognised (threshold {threshold:.3f}), "
+                 f"{len(named) - recognised} unknown")
     if args.csv:
-        from facenet_tf.atomic import write_text_atomically
-
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(["photo", "face", "x1", "y1", "x2", "y2", "name", "distance", "nearest"])
-        writer.writerows(rows)
-        write_text_atomically(args.csv, text.getvalue(), overwrite=args.overwrite)
+        write_text_atomically(args.csv, _csv_text(["photo", "face", "x1", "y1", "x2", "y2", "name", "distance",
+                                                   "nearest"], rows), overwrite=args.overwrite)
+    _emit(args, {"threshold": threshold, "model": net.model_name, "recognised": recognised,
+                 "unknown": len(named) - recognised,
+                 "gallery": {"people": len(gallery.identities), "faces": len(gallery)},
+                 "faces": [{**_face(r), "name": f["name"], "nearest": f["nearest"],
+                            "distance": round(f["distance"], 4)} for r, f in zip(found.records, named)],
+                 **_skipped(found, passed_over)}, lines)
     _report_skipped(found)
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from facenet_tf.evaluation import calibration
+
+    net = _net(args)
+    if not Path(args.known).is_dir():
+        raise CommandError(f"KNOWN '{args.known}' is not a folder (expected {args.known}/<name>/*.jpg)", usage=True)
+    try:
+        result, same, different = net.calibrate(args.known, args.far, args.identify_far, progress=_progress(args))
+    except ValueError as error:
+        raise CommandError(f"{args.known}: {error}") from None
+    path = calibration.save_calibration(args.out, result, overwrite=args.overwrite)
+    if args.plot:
+        calibration.plot_distances(result, same, different, args.plot)
+    v, i, c = result["verify"], result["identify"], result["cluster"]
+    tar = "n/a" if v["tar"] is None else f"{v['tar']:.3f}"
+    lines = [f"{result['faces']} face(s) of {result['people']} people: {result['same_pairs']} same-person and "
+             f"{result['different_pairs']} different-person pairs -> {path}",
+             f"  verify    threshold {v['threshold']:.4f}: false accepts {v['far']:.4f} (target {v['far_target']:g}), "
+             f"same-person pairs accepted {tar}",
+             f"  identify  threshold {i['threshold']:.4f}: strangers accepted {i['far']:.4f} (target "
+             f"{i['far_target']:g}), rank-1 {i['rank1']:.3f}, named and accepted {i['named']:.3f}",
+             f"  cluster   threshold {c['threshold']:.4f}: pairwise F1 {c['f1']:.3f} ({c['groups']} groups for "
+             f"{result['people']} people)"]
+    lines += [f"warning: {warning}" for warning in result["warnings"]]
+    lines += [f"use it: {PROG} identify --calibration {path} ..."]
+    _emit(args, {**result, "out": str(path), "plot": args.plot}, lines)
     return 0
 
 
@@ -499,33 +672,37 @@ def run_weights(args: argparse.Namespace) -> int:
         raise CommandError(f"unknown weights {unknown[0]!r}; known: {', '.join(sorted(registry.REGISTRY))}",
                            usage=True)
     if args.action == "list":
-        for row in registry.weights_status():
-            where = (f"{row['path']} ({'verified' if row['verified'] else 'DOES NOT VERIFY'})" if row["present"]
-                     else "not here (fetched on first use)")
-            print(f"{row['name']:<12} {row['architecture']} {row['embedding_dim']}-D, {row['size'] / 1e6:.1f} MB: "
-                  f"{where}\n{'':<13}LFW View 2: {row['lfw_view2']}\n{'':<13}licence: {row['license']}")
+        rows = registry.weights_status()
+        _emit(args, {"weights": rows}, [
+            f"{row['name']:<12} {row['architecture']} {row['embedding_dim']}-D, {row['size'] / 1e6:.1f} MB: "
+            + (f"{row['path']} ({'verified' if row['verified'] else 'DOES NOT VERIFY'})" if row["present"]
+               else "not here (fetched on first use)")
+            + f"\n{'':<13}LFW View 2: {row['lfw_view2']}\n{'':<13}licence: {row['license']}" for row in rows])
         return 0
     if args.action == "fetch":
         if not args.names:
             raise CommandError("weights fetch needs the NAME of the weights (see 'facenet-tf weights list')",
                                usage=True)
+        fetched = {}
         for name in args.names:
             try:
-                print(f"{name}: {registry.resolve_weights(name, progress=not args.quiet)}")
+                fetched[name] = str(registry.resolve_weights(name, progress=not args.quiet and sys.stderr.isatty()))
             except registry.WeightsError as error:
                 raise CommandError(str(error)) from None
+        _emit(args, {"fetched": fetched}, [f"{name}: {path}" for name, path in fetched.items()])
         return 0
-    bad = 0
+    checked, lines = [], []
     for row in registry.weights_status():
         if (args.names and row["name"] not in args.names) or not (row["present"] or args.names):
             continue
+        checked.append(row)
         if row["verified"]:
-            print(f"{row['name']}: {row['path']} verified (SHA-256 matches)")
+            lines.append(f"{row['name']}: {row['path']} verified (SHA-256 matches)")
         else:
-            bad += 1
-            print(f"{row['name']}: " + (f"{row['path']} does not verify (SHA-256 differs): delete it and fetch "
-                                        "again" if row["present"] else "not here"))
-    return 1 if bad else 0
+            lines.append(f"{row['name']}: " + (f"{row['path']} does not verify (SHA-256 differs): delete it and "
+                                               "fetch again" if row["present"] else "not here"))
+    _emit(args, {"weights": checked}, lines)
+    return 1 if any(not row["verified"] for row in checked) else 0
 
 
 if __name__ == "__main__":

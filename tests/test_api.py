@@ -66,3 +66,22 @@ def test_the_readme_python_snippet_runs(album, monkeypatch):
     namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["result"]["same"] is True
+
+
+def test_verify_pairs_and_calibration(album, tmp_path):
+    net = fn.FaceNet()
+    probe, known_a, known_b = album / f"{A}_probe.jpg", album / "known" / A / f"{A}_0001.jpg", \
+        album / "known" / B / f"{B}_0001.jpg"
+    results = net.verify_pairs([(probe, known_a), (probe, known_b), (probe, tmp_path / "none.jpg")])
+    assert [r.get("same") for r in results] == [True, False, None] and "does not exist" in results[2]["error"]
+    assert results[0]["distance"] == pytest.approx(net.verify(probe, known_a)["distance"])
+    assert net.verify_pairs([(probe, known_b)], threshold=3.9)[0]["same"] is True
+
+    result, same, different = net.calibrate(album / "known")
+    assert (result["people"], result["faces"], len(same), len(different)) == (2, 4, 2, 4)
+    calibrated = fn.FaceNet(calibration=result)
+    assert (calibrated.threshold, calibrated.identify_threshold, calibrated.cluster_threshold) == (
+        result["verify"]["threshold"], result["identify"]["threshold"], result["cluster"]["threshold"])
+    assert fn.FaceNet(calibration=result, threshold=1.0).threshold == 1.0
+    with pytest.raises(ValueError, match="measured for model nn2, not inception_resnet_v1@msceleb"):
+        fn.FaceNet(calibration={**result, "model": "nn2"})

@@ -3,6 +3,8 @@ file and a photo without a face. Commands run in-process through ``main([...])``
 module, kept by the CLI); one subprocess checks ``python -m facenet_tf.cli --help``."""
 
 import csv
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -84,7 +86,7 @@ def test_embed(capsys, photos, tmp_path):
     status, out, err = run(capsys, "embed", str(photos), "--out", str(tmp_path / "faces.npz"))
     assert status == 0, err
     embeddings, records, model = load_faces(tmp_path / "faces.npz")
-    assert model == "inception_resnet_v1/msceleb"
+    assert model == "inception_resnet_v1@msceleb"
     sources = {r.source for r in records}
     assert sources == {str(photos / f"{p}_{n:04d}.jpg") for p, ns in ((A, (1, 2, 3)), (B, (1, 2, 3)), (OTHER, (1,)))
                        for n in ns}
@@ -138,7 +140,9 @@ def test_cluster(capsys, photos, tmp_path, algorithm):
     assert groups[f"{OTHER}_0001.jpg"] not in group_a | group_b
     for group in set(groups.values()):
         assert (out_dir / f"{group}.png").is_file()  # one contact sheet per group
-        assert any((out_dir / group).glob("*.jpg"))   # and its face crops
+        assert any((out_dir / group).glob("*.jpg"))   # and its photos: links to them
+    for link in (out_dir / groups[f"{A}_0001.jpg"]).iterdir():
+        assert link.is_symlink() and link.resolve().parent == photos.resolve()
     assert "2 group(s)" in out or "group(s) of >= 2" in out
 
 
@@ -181,7 +185,7 @@ def test_cluster_overwrite_replaces_only_an_earlier_output(capsys, photos, tmp_p
     manifest = read_manifest(out_dir)
     listed = set(manifest["files"]) | {OUTPUT_MANIFEST}
     assert {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()} == listed
-    assert "person_001/" + f"{A}_0001_face0.jpg" in listed and "clusters.csv" in listed
+    assert f"person_001/{A}_0001.jpg" in listed and "clusters.csv" in listed
     status, _, err = run(capsys, "cluster", *two, "--out", str(out_dir))
     assert status == 1 and "--overwrite" in err
     before = snapshot(out_dir)
@@ -192,7 +196,8 @@ def test_cluster_overwrite_replaces_only_an_earlier_output(capsys, photos, tmp_p
     assert snapshot(out_dir) == before
     status, _, err = run(capsys, "cluster", two[0], "--out", str(out_dir), "--overwrite")
     assert status == 0, err
-    assert (out_dir / "singles" / f"{A}_0001_face0.jpg").is_file() and not (out_dir / "person_001").exists()
+    assert (out_dir / "singles" / f"{A}_0001.jpg").is_symlink() and not (out_dir / "person_001").exists()
+    assert all(os.path.isfile(photo) for photo in two)  # replacing links never touches the photos
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
     assert_intact({}, out_dir)
 
@@ -357,3 +362,142 @@ def test_no_face_anywhere_exits_1(capsys, photos, tmp_path):
     empty.mkdir()
     status, _, err = run(capsys, "embed", str(empty), "--out", str(tmp_path / "f.npz"))
     assert status == 1 and "no photos" in err
+
+
+def test_verify_exit_code_and_json(capsys, photos):
+    same = (str(photos / f"{A}_0001.jpg"), str(photos / f"{A}_0002.jpg"))
+    different = (str(photos / f"{A}_0001.jpg"), str(photos / f"{B}_0001.jpg"))
+    assert run(capsys, "verify", *same, "--exit-code")[0] == 0
+    assert run(capsys, "verify", *different, "--exit-code")[0] == 1
+    assert run(capsys, "verify", *different)[0] == 0  # without --exit-code a clear answer is a success
+    status, _, err = run(capsys, "verify", str(photos / "blank.png"), same[0], "--exit-code")
+    assert status == 2 and "no face found" in err
+    status, out, _ = run(capsys, "verify", *different, "--json")
+    result = json.loads(out)
+    assert status == 0 and result["same"] is False and result["threshold"] == cli.VERIFY_THRESHOLD
+    assert result["distance"] > result["threshold"] and [f["photo"] for f in result["faces"]] == list(different)
+    status, out, err = run(capsys, "verify", str(photos / "broken.jpg"), same[0], "--json")
+    assert status == 1 and json.loads(out) == {"error": err.split("error: ", 1)[1].strip(), "status": 1}
+
+
+def test_verify_pairs_embeds_each_photo_once(capsys, photos, tmp_path, monkeypatch):
+    from facenet_tf.api import FaceNet
+
+    (tmp_path / "pairs.csv").write_text("\n".join([
+        "photo_a,photo_b",
+        "# relative paths are relative to this file",
+        f"photos/{A}_0001.jpg,photos/{A}_0002.jpg",
+        f"photos/{A}_0001.jpg,{tmp_path / 'photos' / B}_0001.jpg",  # an absolute path
+        "",
+        f"photos/{A}_0002.jpg,photos/missing.jpg",
+        f"photos/blank.png,photos/{B}_0002.jpg",
+        f"photos/{B}_0001.jpg,photos/{B}_0002.jpg",
+    ]) + "\n")
+    (tmp_path / "photos").symlink_to(photos)
+    seen = []
+    original = FaceNet.find
+    monkeypatch.setattr(FaceNet, "find", lambda self, p, *a, **k: (seen.append(list(p)), original(self, p, *a, **k))[1])
+    status, out, err = run(capsys, "verify", "--pairs", str(tmp_path / "pairs.csv"), "--csv", str(tmp_path / "a.csv"))
+    assert status == 0, err
+    assert len(seen) == 1 and len(seen[0]) == len(set(seen[0])) == 5  # five files on disk, each embedded once
+    lines = out.splitlines()
+    assert lines[0].startswith("same ") and lines[1].startswith("different ") and lines[4].startswith("same ")
+    assert "missing.jpg' does not exist" in lines[2] and "no face found" in lines[3]
+    assert lines[5].startswith("5 pair(s): 2 same person, 1 different people, 2 could not be answered")
+    with open(tmp_path / "a.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["line"] for r in rows] == ["3", "4", "6", "7", "8"] and [r["same"] for r in rows] == ["1", "0", "", "",
+                                                                                                    "1"]
+    status, out, _ = run(capsys, "verify", "--pairs", str(tmp_path / "pairs.csv"), "--json", "--exit-code")
+    result = json.loads(out)
+    assert status == 2 and (result["same"], result["different"], result["errors"]) == (2, 1, 2)
+    assert [p["line"] for p in result["pairs"]] == [3, 4, 6, 7, 8] and "error" in result["pairs"][2]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"a.jpg,b.jpg,c.jpg\n", "pairs.csv:1: expected two photo paths"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "is not UTF-8 text"),
+    (b"# nothing\n", "lists no pairs"),
+])
+def test_bad_pairs_files_are_one_line_usage_errors(capsys, tmp_path, content, message):
+    (tmp_path / "pairs.csv").write_bytes(content)
+    status, _, err = run(capsys, "verify", "--pairs", str(tmp_path / "pairs.csv"))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_verify_arguments(capsys, photos, tmp_path):
+    one = str(photos / f"{A}_0001.jpg")
+    for argv, message in ((["verify", one], "two photos"), (["verify", one, one, "--pairs", "p.csv"], "not both"),
+                          (["verify", one, one, "--csv", str(tmp_path / "x.csv")], "--csv goes with --pairs")):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and message in err
+
+
+def test_every_command_speaks_json(capsys, photos, tmp_path):
+    status, out, _ = run(capsys, "embed", str(photos), "--out", str(tmp_path / "f.npz"), "--json")
+    result = json.loads(out)
+    assert status == 0 and len(result["faces"]) >= 7 and result["out"] == str(tmp_path / "f.npz")
+    assert [u["photo"] for u in result["unreadable"]] == [str(photos / "broken.jpg")]
+    assert result["without_faces"] == [str(photos / "blank.png")]
+    status, out, _ = run(capsys, "cluster", str(photos), "--out", str(tmp_path / "people"), "--json")
+    result = json.loads(out)
+    assert status == 0 and result["photos_placed"] == "link"
+    assert sum(g["faces"] for g in result["groups"]) + result["singles"]["faces"] == len(result["faces"])
+    assert {f"{A}_0001.jpg", f"{A}_0002.jpg", f"{A}_0003.jpg"} <= {
+        os.path.basename(p) for g in result["groups"] for p in g["photos"]}
+    known = tmp_path / "known"
+    (known / A).mkdir(parents=True)
+    shutil.copy(photos / f"{A}_0001.jpg", known / A)
+    status, out, _ = run(capsys, "identify", "--gallery", str(known), str(photos / f"{A}_0002.jpg"), "--json")
+    result = json.loads(out)
+    assert status == 0 and result["faces"][0]["name"] == A and result["gallery"] == {"people": 1, "faces": 1}
+    status, out, _ = run(capsys, "weights", "list", "--json")
+    assert status == 0 and "msceleb" in {row["name"] for row in json.loads(out)["weights"]}
+    status, out, _ = run(capsys, "embed", str(tmp_path / "nothing"), "--out", str(tmp_path / "g.npz"), "--json")
+    assert status == 2 and "does not exist" in json.loads(out)["error"]
+
+
+def test_cluster_copies_and_crops(capsys, photos, tmp_path):
+    out_dir = tmp_path / "people"
+    status, _, err = run(capsys, "cluster", str(photos), "--out", str(out_dir), "--copy", "--crops")
+    assert status == 0, err
+    group = main_face_groups(out_dir)[f"{A}_0001.jpg"]
+    copy = out_dir / group / f"{A}_0001.jpg"
+    assert not copy.is_symlink() and copy.read_bytes() == (photos / f"{A}_0001.jpg").read_bytes()
+    assert any((out_dir / "crops" / group).glob(f"{A}_0001_face*.jpg"))
+
+
+def test_calibrate_then_use_the_calibration(capsys, lfw_images, photos, tmp_path):
+    known = tmp_path / "known"
+    for person in (A, B, OTHER, "Ariel_Sharon"):
+        (known / person).mkdir(parents=True)
+        for number in (1, 2, 3):
+            shutil.copy(lfw_images / person / f"{person}_{number:04d}.jpg", known / person)
+    out = tmp_path / "cal.json"
+    status, text, err = run(capsys, "calibrate", str(known), "--out", str(out), "--plot", str(tmp_path / "d.png"))
+    assert status == 0, err
+    result = json.loads(out.read_text())
+    assert (result["faces"], result["people"], result["same_pairs"], result["different_pairs"]) == (12, 4, 12, 54)
+    assert not result["resolved"] and "cannot resolve" in text  # 54 pairs cannot measure a rate of 1e-3
+    assert result["model"] == "inception_resnet_v1@msceleb" and (tmp_path / "d.png").is_file()
+    status, _, err = run(capsys, "calibrate", str(known), "--out", str(out))
+    assert status == 1 and "--overwrite" in err
+    status, text, _ = run(capsys, "verify", str(photos / f"{A}_0001.jpg"), str(photos / f"{B}_0001.jpg"),
+                          "--calibration", str(out), "--json")
+    assert status == 0 and json.loads(text)["threshold"] == result["verify"]["threshold"]
+    status, text, _ = run(capsys, "verify", str(photos / f"{A}_0001.jpg"), str(photos / f"{B}_0001.jpg"),
+                          "--calibration", str(out), "--threshold", "0.5", "--json")
+    assert json.loads(text)["threshold"] == 0.5
+    (tmp_path / "bad.json").write_text("{}")
+    status, _, err = run(capsys, "cluster", str(photos), "--out", str(tmp_path / "o"), "--calibration",
+                         str(tmp_path / "bad.json"))
+    assert status == 2 and "bad.json' is not a facenet-tf calibration" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_command_prints_no_start_up_lines(photos):
+    """TensorFlow's native start-up lines (absl, oneDNN) and empty-stage oneDNN warnings stay off the terminal."""
+    result = subprocess.run([sys.executable, "-m", "facenet_tf.cli", "verify", str(photos / f"{A}_0001.jpg"),
+                             str(photos / f"{A}_0002.jpg")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("same person") and result.stderr == ""

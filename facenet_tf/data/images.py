@@ -14,6 +14,50 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+#: Suffixes of the image formats that :func:`read_image` decodes (OpenCV's readers; compared case-insensitively).
+#: A file without one of these is still an image when :func:`image_format` recognises its first bytes.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".webp", ".gif",
+                                   ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm", ".pfm", ".jp2", ".hdr", ".pic",
+                                   ".sr", ".ras", ".avif")
+
+#: The first bytes ("magic numbers") of each format that OpenCV decodes: (offset, bytes, format).
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "jpeg"), (0, b"\x89PNG\r\n\x1a\n", "png"), (0, b"GIF87a", "gif"), (0, b"GIF89a", "gif"),
+    (0, b"BM", "bmp"), (0, b"II*\x00", "tiff"), (0, b"MM\x00*", "tiff"), (8, b"WEBP", "webp"),
+    (0, b"\x00\x00\x00\x0cjP  ", "jpeg2000"), (0, b"\xffO\xffQ", "jpeg2000"), (0, b"#?RADIANCE", "hdr"),
+    (0, b"#?RGBE", "hdr"), (0, b"\x59\xa6\x6a\x95", "sun raster"), (4, b"ftypavif", "avif"),
+)
+_PNM = {b"P1", b"P2", b"P3", b"P4", b"P5", b"P6", b"PF", b"Pf"}
+#: How many bytes :func:`image_format` looks at.
+MAGIC_LENGTH = 16
+
+
+def image_format(head: bytes) -> str | None:
+    """The image format whose signature ``head`` (the first :data:`MAGIC_LENGTH` bytes of a file) starts with, or
+    None: how a folder scan tells an image without a known suffix (``IMG_0001``, ``photo.dat``) from other files."""
+    for offset, magic, name in _MAGIC:
+        if head[offset:offset + len(magic)] == magic and (name != "webp" or head[:4] == b"RIFF"):
+            return name
+    if head[:2] in _PNM and head[2:3] in (b"\n", b"\r", b" ", b"\t", b"#"):
+        rest = head[2:].lstrip()
+        if rest[:1] == b"#" or rest[:1].isdigit():  # a comment or the width comes next
+            return "pnm"
+    return None
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is taken as an image in a folder: an image suffix, or (any other name) the first bytes of an
+    image format. A file that cannot be opened counts as an image when its suffix says so (its reader then says
+    why it cannot be used) and as not an image otherwise."""
+    if os.path.splitext(os.fspath(path))[1].lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return image_format(handle.read(MAGIC_LENGTH)) is not None
+    except OSError:
+        return False
+
+
 MIN_IMAGE_SIDE = 20
 """Images whose height or width is below this are refused: MTCNN cannot find a face smaller than its 20-pixel
 minimum, and a centre crop of a thumbnail that small carries no identity."""
@@ -29,7 +73,7 @@ class ImageReadError(ValueError):
 
 
 def decode_image(data: bytes, source: str | os.PathLike = "<bytes>", min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP, …) to a uint8 RGB ``H×W×3`` array.
+    """Decode encoded image bytes (JPEG, PNG, BMP, GIF, TIFF, WebP, PGM/PPM, …) to a uint8 RGB ``H×W×3`` array.
 
     ``source`` only names the data in error messages. Raises :class:`ImageReadError` when the bytes are empty, are
     not an image OpenCV can decode (random bytes, text, a truncated file), or decode to an image whose shorter side

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facenet_tf import paths
+from facenet_tf.data import images
 
 #: Protocol file of each named LFW split, relative to the LFW root.
 PAIRS_FILES: dict[str, str] = {
@@ -36,8 +37,8 @@ PAIRS_FILES: dict[str, str] = {
     "view2": "pairs.txt",
 }
 
-#: File suffixes that ``list_identities`` treats as images (compared case-insensitively).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: File suffixes that ``list_identities`` treats as images (compared case-insensitively): those of the reader.
+IMAGE_SUFFIXES = images.IMAGE_SUFFIXES
 
 _SAME_FORM = "a same-person line 'name<TAB>n1<TAB>n2' (3 fields)"
 _DIFFERENT_FORM = "a different-person line 'name1<TAB>n1<TAB>name2<TAB>n2' (4 fields)"

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from facenet_tf.align import ImageReadError, crop_face, get_detector, read_image, select_face
-from facenet_tf.data.lfw import IMAGE_SUFFIXES
+from facenet_tf.data.images import is_image_file
 from facenet_tf.recognition.outputs import OUTPUT_MANIFEST, is_facenet_output, read_npz, write_npz
 
 #: Which faces of a photo :func:`find_faces` keeps.
@@ -48,7 +48,9 @@ class PhotoList:
 
 def scan_photos(inputs: Sequence[str | os.PathLike]) -> PhotoList:
     """The photo files named by ``inputs``: a file is taken as it is; a folder contributes every file with an image
-    suffix (``.jpg .jpeg .png .bmp .webp``, any case) below it, recursively, sorted, following symbolic links.
+    suffix (``facenet_tf.data.images.IMAGE_SUFFIXES``: JPEG, PNG, BMP, GIF, TIFF, WebP, PGM/PPM, ..., any case) or,
+    whatever its name, the first bytes of one of those formats (``IMG_0001`` without a suffix), below it,
+    recursively, sorted, following symbolic links.
     Duplicates are dropped. Passed over, and listed in ``skipped``: symbolic-link loops, broken links, and folders
     that an earlier facenet-tf run wrote (they hold its manifest: their crops and contact sheets are not photos).
     Hidden files and folders (name starting with '.') are passed over silently. FileNotFoundError names an input
@@ -105,7 +107,7 @@ def _walk(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
                         continue
                     visit(path, ancestors | {key})
                 elif entry.is_file():
-                    if path.suffix.lower() in IMAGE_SUFFIXES:
+                    if is_image_file(path):
                         found.append(path)
                 elif entry.is_symlink():
                     skipped.append((str(path), "broken symbolic link"))

@@ -63,6 +63,41 @@ def test_scan_lists_link_loops_and_earlier_outputs_and_skips_hidden_files(tmp_pa
     assert len(reasons) == 4
 
 
+def test_folders_take_every_format_the_reader_decodes_and_images_without_a_suffix(tmp_path):
+    """Regression: a folder scan took only .jpg .jpeg .png .bmp .webp, though verify read .pgm, .gif and .tif."""
+    from PIL import Image
+
+    from facenet_tf.data.images import read_image
+
+    album = tmp_path / "album"
+    album.mkdir()
+    picture = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8)[None, :, None], (48, 1, 3)))
+    picture.save(album / "a.gif")
+    picture.save(album / "b.TIF")
+    picture.convert("L").save(album / "c.pgm")
+    picture.save(album / "d.ppm")
+    picture.save(album / "IMG_0005", format="JPEG")   # no suffix: recognised by its first bytes
+    picture.save(album / "f.dat", format="PNG")
+    (album / "notes").write_text("P5 is not enough: this is text")
+    (album / "readme.txt").write_text("not a photo")
+    (album / "g.bin").write_bytes(b"\x00" * 64)
+    photos = scan_photos([album]).photos
+    assert [p.name for p in photos] == ["IMG_0005", "a.gif", "b.TIF", "c.pgm", "d.ppm", "f.dat"]
+    for photo in photos:
+        assert read_image(photo).shape == (48, 64, 3), photo
+
+
+def test_image_format_sniffs_the_first_bytes():
+    from facenet_tf.data.images import image_format
+
+    assert image_format(b"\xff\xd8\xff\xe0\x00\x10JFIF") == "jpeg"
+    assert image_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert image_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") is None
+    assert image_format(b"P6\n64 48\n255\n") == "pnm"
+    assert image_format(b"Plain text") is None
+    assert image_format(b"") is None
+
+
 def test_only_what_a_manifest_lists_is_replaceable(tmp_path):
     out = tmp_path / "people"
     write(out / "person_001" / "a.jpg")
