@@ -29,7 +29,7 @@ _NAMES = {
     "export_saved_model": "saved_model", "SIGNATURES": "saved_model", "load_metadata": "saved_model",
     "export_tflite": "tflite", "convert_model": "tflite", "VARIANTS": "tflite", "TFLiteEmbeddingModel": "tflite",
     "is_tflite_export": "tflite",
-    "tflite_embedder": "tflite", "embedding_parity": "tflite", "read_embedded_metadata": "tflite",
+    "tflite_embedder": "tflite", "embedding_parity": "tflite", "read_embedded_metadata": "metadata",
     "evaluate_tflite": "evaluate", "evaluate_int8_embeddings": "evaluate", "keras_embedder": "evaluate",
 }
 

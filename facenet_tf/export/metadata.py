@@ -6,7 +6,7 @@ order), embedding size, preprocessing, threshold, the 128-byte form, versions an
 - SavedModel: the asset ``<export>/assets/metadata.json``. After ``loaded = tf.saved_model.load(export)``,
   ``loaded.metadata_path.asset_path`` is its path (a string tensor); without TensorFlow just read the file.
 - TFLite: ``<name>.json`` beside ``<name>.tflite``, and the same JSON inside the flatbuffer as the model
-  metadata entry ``facenet_tf_metadata`` (``facenet_tf.export.tflite.read_embedded_metadata``).
+  metadata entry ``facenet_tf_metadata`` (:func:`read_embedded_metadata`).
 
 ``read_metadata(path)`` reads it from a SavedModel directory, a ``.tflite`` file or a ``.json`` file.
 
@@ -93,8 +93,6 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         sidecar = path.with_suffix(".json")
         if sidecar.is_file():
             return json.loads(sidecar.read_text())
-        from facenet_tf.export.tflite import read_embedded_metadata
-
         embedded = read_embedded_metadata(path)
         if embedded is None:
             raise FileNotFoundError(f"'{path}' has neither '{sidecar.name}' beside it nor embedded metadata")
@@ -102,3 +100,22 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if path.suffix == ".json" and path.is_file():
         return json.loads(path.read_text())
     raise FileNotFoundError(f"'{path}' is not a SavedModel directory, a .tflite file or a metadata .json file")
+
+
+def tflite_text(value) -> str:
+    """A flatbuffer string field (bytes or str) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_embedded_metadata(model: str | os.PathLike | bytes, name: str = TFLITE_METADATA_NAME) -> dict | None:
+    """The JSON metadata entry ``name`` of a .tflite file (or its bytes), or None when it has none (read with
+    ``ai_edge_litert``'s flatbuffer schema, no interpreter)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    root = schema.Model.GetRootAs(data, 0)
+    for j in range(root.MetadataLength()):
+        entry = root.Metadata(j)
+        if tflite_text(entry.Name()) == name:
+            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
+    return None

@@ -42,6 +42,7 @@ from facenet_tf.evaluation.embed import Embedder, l2_normalize
 from facenet_tf.export.calibration import Threshold
 from facenet_tf.atomic import check_replaceable, write_directory_atomically
 from facenet_tf.export.metadata import TFLITE_METADATA_NAME, base_metadata, check_pixels
+from facenet_tf.export.metadata import tflite_text as _text
 from facenet_tf.export.source import ModelSource, from_keras_model
 
 
@@ -193,23 +194,6 @@ def embed_metadata(flatbuffer: bytes, metadata: dict[str, Any], name: str = TFLI
     builder = flatbuffers.Builder(len(flatbuffer) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def read_embedded_metadata(model: str | os.PathLike | bytes, name: str = TFLITE_METADATA_NAME) -> dict | None:
-    """The JSON metadata entry ``name`` of a .tflite file (or its bytes), or None when it has none."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
-    root = schema.Model.GetRootAs(data, 0)
-    for j in range(root.MetadataLength()):
-        entry = root.Metadata(j)
-        if _text(entry.Name()) == name:
-            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
-    return None
 
 
 # ------------------------------------------------------------------------------------------------------- running

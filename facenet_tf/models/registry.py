@@ -57,7 +57,7 @@ _SPECS: dict[str, ModelSpec] = {s.name: s for s in [
               "Inception-ResNet-v1 as in the open-source FaceNet models; pretrained on MS-Celeb-1M",
               "facenet_tf.models.inception_resnet:build_inception_resnet_v1", 75, None, None,
               "Szegedy et al. 2016; davidsandberg/facenet", preprocessing="prewhiten",
-              weights_loader="facenet_tf.models.inception_resnet:load_pretrained_weights"),
+              weights_loader="facenet_tf.models.pretrained:load_pretrained_weights"),
 ]}
 
 

@@ -162,7 +162,7 @@ def _copy_weights(source: keras.Model, target: keras.Model, skip: tuple[str, ...
 def build_harmonic_model(config: TrainConfig) -> HarmonicTripletModel:
     """The new model (initialised from ``config.init_from`` if given; phase ``embedding_layer``: with a random
     ``embedding_fc`` and everything else frozen) wrapped for harmonic training, compiled and built."""
-    from facenet_tf.train.loop import make_optimizer
+    from facenet_tf.train.optimizers import make_optimizer
 
     h, w = config.image_size
     embedding = create_model(config.model, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),

@@ -40,6 +40,7 @@ from facenet_tf.models import create_model
 from facenet_tf.models.source import (CHECKPOINTS_DIR, FINAL_MODEL, WORKDIR_CONFIG, build_workdir_network,
                                      load_workdir)
 from facenet_tf.train.config import TrainConfig
+from facenet_tf.train.optimizers import make_optimizer
 from facenet_tf.train.distribute import is_chief
 from facenet_tf.train.model import NON_FINITE, TripletModel
 
@@ -62,23 +63,6 @@ class TrainingDiverged(RuntimeError):
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (full disk, quota, I/O error); the earlier checkpoints are intact."""
-
-
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """The paper's AdaGrad at 0.05 by default; ``lr_decay_steps`` lowers the rate to finalise (paper)."""
-    lr = config.learning_rate
-    if config.lr_decay_steps:
-        values = [config.learning_rate * config.lr_decay_factor ** k for k in range(len(config.lr_decay_steps) + 1)]
-        lr = keras.optimizers.schedules.PiecewiseConstantDecay(list(config.lr_decay_steps), values)
-    if config.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(lr)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr)
-    if config.optimizer == "momentum":
-        return keras.optimizers.SGD(lr, momentum=0.9)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
-    return keras.optimizers.RMSprop(lr)
 
 
 def excluded_identities(config: TrainConfig) -> frozenset[str]:

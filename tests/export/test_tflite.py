@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from facenet_tf.export.calibration import Threshold
-from facenet_tf.export.metadata import read_metadata
+from facenet_tf.export.metadata import read_embedded_metadata, read_metadata
 from facenet_tf.export.source import from_keras_model
 from facenet_tf.export.tflite import (VARIANTS, TFLiteEmbeddingModel, check_variants, convert_model,
-                                      embed_metadata, embedding_parity, export_tflite, read_embedded_metadata,
-                                      tflite_embedder)
+                                      embed_metadata, embedding_parity, export_tflite, tflite_embedder)
 
 from .conftest import TINY_DIM, nan_weight_model, smooth_images
 

@@ -24,8 +24,8 @@ import tensorflow as tf  # noqa: E402
 
 from facenet_tf import paths  # noqa: E402
 from facenet_tf.models import create_model, get_spec  # noqa: E402
-from facenet_tf.models.inception_resnet import (  # noqa: E402
-    MIN_INPUT_SIZE, OVERRIDES, build_inception_resnet_v1, load_pretrained_weights)
+from facenet_tf.models.inception_resnet import MIN_INPUT_SIZE, OVERRIDES, build_inception_resnet_v1  # noqa: E402
+from facenet_tf.models.pretrained import load_pretrained_weights  # noqa: E402
 from facenet_tf.models.layers import ScaledResidual  # noqa: E402
 
 FILE_LAYERS = 426

@@ -19,7 +19,8 @@ import tensorflow as tf  # noqa: E402
 
 from facenet_tf import paths  # noqa: E402
 from facenet_tf.models import create_model  # noqa: E402
-from facenet_tf.models.inception_resnet import build_inception_resnet_v1, load_pretrained_weights  # noqa: E402
+from facenet_tf.models.inception_resnet import build_inception_resnet_v1  # noqa: E402
+from facenet_tf.models.pretrained import load_pretrained_weights  # noqa: E402
 from facenet_tf.models.tf1_import import CONVERTED_SUFFIX, load_tf1_model  # noqa: E402
 
 V1 = tf.compat.v1
