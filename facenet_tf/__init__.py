@@ -4,15 +4,17 @@
     fn.verify("a.jpg", "b.jpg")      # see facenet_tf.api: verify, embed, identify, cluster, FaceNet
 
 Importing the package turns on oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``) unless the user already chose,
-because on AVX2 CPUs without AVX-512 TensorFlow leaves them off and runs 2-3x slower. This only has an
-effect when facenet_tf is imported before TensorFlow; the binaries and tests set it themselves first.
+because on AVX2 CPUs without AVX-512 TensorFlow leaves them off and runs 2-3x slower, and keeps TensorFlow's C++
+log to errors (``TF_CPP_MIN_LOG_LEVEL=2``: no info lines, and no "Local rendezvous is aborting ...
+INVALID_ARGUMENT" warnings when a detector stage has no candidate face, which are harmless). Both only act when
+facenet_tf is imported before TensorFlow, and a value the user set wins.
 """
 
 import importlib.util
 import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if importlib.util.find_spec("tensorflow") is None:  # TensorFlow is an extra: say which one to install
     raise ImportError("facenet-tf needs TensorFlow: pip install 'facenet-tf[cpu]' (CPU only) or "
