@@ -22,7 +22,7 @@ if importlib.util.find_spec("tensorflow") is None:  # TensorFlow is an extra: sa
 
 __version__ = "0.1.0"
 
-_API = ("FaceNet", "verify", "embed", "identify", "cluster")
+_API = ("FaceNet", "verify", "embed", "identify", "cluster", "calibrate")
 
 
 def __getattr__(name: str):

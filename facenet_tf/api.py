@@ -5,6 +5,7 @@
     fn.embed(["a.jpg", "photos/"])      # [{"photo": ..., "face": 0, "box": [...], "confidence": ..., "embedding": [...]}]
     fn.identify("probe.jpg", gallery="known/")   # known/<name>/*.jpg -> [{"name": "Alice" or None, "distance": ...}]
     fn.cluster("photos/")               # [{"photo": ..., "face": 0, "group": 0 (largest first), ...}]
+    fn.calibrate("known/")              # thresholds measured on your own labelled photos
     net = fn.FaceNet(model="msceleb")   # holds the model and the detector for many calls
 
 Photos are files or folders (searched recursively); every face is found with MTCNN, cropped as the LFW
@@ -295,3 +296,10 @@ def cluster(photos: Photos, model: str = DEFAULT_MODEL, weights: str | None = No
             algorithm: str = "agglomerative", **options) -> list[dict[str, Any]]:
     """:meth:`FaceNet.cluster` with a model kept for the life of the process."""
     return _net(model, weights, **options).cluster(photos, algorithm)
+
+
+def calibrate(known, model: str = DEFAULT_MODEL, weights: str | None = None, far: float | None = None,
+              identify_far: float | None = None, **options) -> dict[str, Any]:
+    """The thresholds measured on ``known/<name>/*.jpg`` (:meth:`FaceNet.calibrate`; pass the result as
+    ``FaceNet(calibration=...)`` or save it with ``facenet_tf.evaluation.calibration.save_calibration``)."""
+    return _net(model, weights, **options).calibrate(known, far, identify_far)[0]

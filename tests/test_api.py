@@ -78,6 +78,7 @@ def test_verify_pairs_and_calibration(album, tmp_path):
     assert net.verify_pairs([(probe, known_b)], threshold=3.9)[0]["same"] is True
 
     result, same, different = net.calibrate(album / "known")
+    assert fn.calibrate(album / "known") == result
     assert (result["people"], result["faces"], len(same), len(different)) == (2, 4, 2, 4)
     calibrated = fn.FaceNet(calibration=result)
     assert (calibrated.threshold, calibrated.identify_threshold, calibrated.cluster_threshold) == (
