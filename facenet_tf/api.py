@@ -28,13 +28,20 @@ DEFAULT_MODEL = "msceleb"
 #: by experiments/eval_recognition.py (results/recognition_lfw.md), rounded to two decimals. ``verify`` compares
 #: two faces: the best-accuracy threshold (1.1864).
 VERIFY_THRESHOLD = 1.19
-#: ``identify`` compares each face with many: false matches add up (on LFW, 54% of unknown people were matched to
-#: one of 79 enrolled people at the verification threshold), so it uses the stricter threshold with a pair
-#: false-accept rate <= 1e-3 there (0.9222).
-IDENTIFY_THRESHOLD = 0.92
-#: ``cluster``: agglomerative clustering, average linkage, stopped at this squared distance.
-CLUSTER_THRESHOLD = 0.92
+#: ``identify`` and ``cluster`` compare each face with many, so false matches add up. Their defaults were chosen
+#: on web-like photo collections built from LFW (rescaled, recompressed, grayscale, relit, off-centre, two faces
+#: side by side; experiments/photo_defaults.py, results/photo_defaults.md), on "select" collections, and reported
+#: on "check" collections of other people. ``identify``: the largest threshold with at most 1% of strangers'
+#: faces accepted as someone (25 people enrolled with 1 or 3 photos each); it trades accuracy for that: on check,
+#: 65% (1 photo enrolled) / 85% (3) of known faces named and accepted, against 88% / 94% at the former 0.92 with
+#: 1.7% / 3.0% of strangers accepted. Measure your own trade-off with ``calibrate``.
+IDENTIFY_THRESHOLD = 0.70
+#: ``cluster``: agglomerative clustering with complete linkage (a group's faces are all within the threshold of
+#: each other) stopped at 1.20, the best mean pairwise F1 on the select collections (0.889; check 0.883, against
+#: 0.855 for the former average linkage at 0.92; the gain is on small, heavily compressed photos).
+CLUSTER_THRESHOLD = 1.20
 CLUSTER_ALGORITHM = "agglomerative"
+CLUSTER_LINKAGE = "complete"
 CLUSTER_ALGORITHMS = ("agglomerative", "chinese-whispers")
 #: The weights those thresholds were measured for.
 THRESHOLDS_MEASURED_FOR = {"msceleb", "inception_resnet_v1@msceleb"}
@@ -84,6 +91,7 @@ class FaceNet:
         self.threshold = threshold if threshold is not None else defaults["verify"]
         self.identify_threshold = identify_threshold if identify_threshold is not None else defaults["identify"]
         self.cluster_threshold = cluster_threshold if cluster_threshold is not None else defaults["cluster"]
+        self.cluster_linkage = defaults.get("linkage", CLUSTER_LINKAGE)
         self.embedder = keras_embedder(loaded.model, self.model_name)
         self.margin, self.min_confidence, self.min_face_size = margin, min_confidence, min_face_size
         self.batch_size = batch_size
@@ -96,7 +104,8 @@ class FaceNet:
             where = "" if isinstance(calibration, dict) else f" '{calibration}'"
             raise ValueError(f"calibration{where} was measured for model {data['model']}, not {self.model_name}; "
                              "calibrate this model on your photos")
-        return {question: float(data[question]["threshold"]) for question in QUESTIONS}
+        measured = {question: float(data[question]["threshold"]) for question in QUESTIONS}
+        return {**measured, "linkage": data["cluster"].get("linkage", CLUSTER_LINKAGE)}
 
     # ------------------------------------------------------------------------------------------------ faces
 
@@ -221,14 +230,15 @@ class FaceNet:
                  "distance": float(distance), "threshold": threshold}
                 for record, name, distance in zip(found.records, matches.names[:, 0], matches.distances[:, 0])]
 
-    def group(self, embeddings: np.ndarray, algorithm: str = CLUSTER_ALGORITHM,
-              threshold: float | None = None) -> np.ndarray:
-        """Group labels of ``embeddings`` (0 = the largest group) at ``threshold`` (default: the cluster one)."""
+    def group(self, embeddings: np.ndarray, algorithm: str = CLUSTER_ALGORITHM, threshold: float | None = None,
+              linkage: str | None = None) -> np.ndarray:
+        """Group labels of ``embeddings`` (0 = the largest group) at ``threshold`` (default: the cluster one);
+        agglomerative clustering uses ``linkage`` (default: the cluster linkage, complete, or the calibrated one)."""
         from facenet_tf.evaluation import clustering
 
         threshold = self._required(self.cluster_threshold if threshold is None else threshold, "cluster_threshold")
         if algorithm == "agglomerative":
-            return clustering.agglomerative_clustering(embeddings, threshold, "average")
+            return clustering.agglomerative_clustering(embeddings, threshold, linkage or self.cluster_linkage)
         if algorithm == "chinese-whispers":
             return clustering.chinese_whispers(embeddings, threshold)
         raise ValueError(f"algorithm must be one of {CLUSTER_ALGORITHMS}, not {algorithm!r}")
@@ -243,7 +253,7 @@ class FaceNet:
         return [{**_face(record), "group": int(label)} for record, label in zip(found.records, labels)]
 
     def calibrate(self, known: str | os.PathLike, far: float | None = None, identify_far: float | None = None,
-                  progress: bool = False):
+                  progress: bool = False, linkage: str = CLUSTER_LINKAGE):
         """Thresholds measured on ``known/<name>/*.jpg`` (``facenet_tf.evaluation.calibration.calibrate``):
         ``(result, same, different)``, the result dict and the same- and different-person pair distances."""
         from facenet_tf.evaluation import calibration
@@ -253,7 +263,8 @@ class FaceNet:
         result = calibration.calibrate(gallery.embeddings, labels,
                                        far=calibration.DEFAULT_FAR if far is None else far,
                                        identify_far=(calibration.DEFAULT_IDENTIFY_FAR if identify_far is None
-                                                     else identify_far), model=self.model_name)
+                                                     else identify_far), model=self.model_name,
+                                       linkage=linkage)
         _, same, different = calibration.pair_distances(gallery.embeddings, labels)
         return result, same, different
 

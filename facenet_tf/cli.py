@@ -147,8 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--copy", action="store_true", help="copy the photos instead of linking to them")
     cluster.add_argument("--crops", action="store_true", help="also write each face crop, under OUT/crops/")
     cluster.add_argument("--algorithm", choices=CLUSTER_ALGORITHMS, default=CLUSTER_ALGORITHM,
-                         help="agglomerative (average linkage, the paper's choice) or chinese-whispers "
-                              "(default: %(default)s)")
+                         help="agglomerative (the paper's choice) or chinese-whispers (default: %(default)s)")
+    cluster.add_argument("--linkage", choices=["complete", "average", "single"], default=None,
+                         help="agglomerative: how far two groups are: their farthest faces (complete), the mean "
+                              "(average) or the nearest (single) (default: complete, measured on web-like photos "
+                              "in results/photo_defaults.md, or the calibrated one)")
     cluster.add_argument("--min-size", type=int, default=2,
                          help="photos of smaller groups go to 'singles/' (default: %(default)s)")
     cluster.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)  # old spelling
@@ -538,7 +541,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     found, embeddings = _faces(args, photos)
     net = _net(args)
     threshold = _threshold(args, net)
-    labels = net.group(embeddings, args.algorithm, threshold)
+    labels = net.group(embeddings, args.algorithm, threshold, args.linkage)
     folder_of, groups, _ = group_folders(labels, args.min_size)
     mode = "copy" if args.copy else "link"
     write_directory_atomically(
@@ -553,10 +556,13 @@ def run_cluster(args: argparse.Namespace) -> int:
             entry["photos"].append(record.source)
     lines = [f"{len(found)} face(s) in {len(found.photos)} photo(s): {len(groups)} group(s) of >= {args.min_size} "
              f"faces, {folders.get(SINGLES, {}).get('faces', 0)} face(s) in '{SINGLES}' (threshold {threshold:.3f}, "
-             f"{args.algorithm}) -> {out}"]
+             f"{args.algorithm}{f', {args.linkage or net.cluster_linkage} linkage' if args.algorithm == 'agglomerative' else ''}"
+             f") -> {out}"]
     lines += [f"  {name}: {entry['faces']} face(s) in {len(entry['photos'])} photo(s)"
               for name, entry in folders.items() if name != SINGLES]
-    _emit(args, {"out": str(out), "threshold": threshold, "algorithm": args.algorithm, "photos_placed": mode,
+    _emit(args, {"out": str(out), "threshold": threshold, "algorithm": args.algorithm,
+                 "linkage": (args.linkage or net.cluster_linkage) if args.algorithm == "agglomerative" else None,
+                 "photos_placed": mode,
                  "groups": [{"folder": name, **entry} for name, entry in folders.items() if name != SINGLES],
                  "singles": folders.get(SINGLES, {"faces": 0, "photos": []}),
                  "faces": [{**_face(r), "folder": folder_of[int(label)]} for r, label in zip(found.records, labels)],

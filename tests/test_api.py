@@ -84,5 +84,12 @@ def test_verify_pairs_and_calibration(album, tmp_path):
     assert (calibrated.threshold, calibrated.identify_threshold, calibrated.cluster_threshold) == (
         result["verify"]["threshold"], result["identify"]["threshold"], result["cluster"]["threshold"])
     assert fn.FaceNet(calibration=result, threshold=1.0).threshold == 1.0
+    # cluster: complete linkage at the measured default (results/photo_defaults.md), unless calibrated otherwise
+    from facenet_tf.evaluation import clustering
+
+    points = np.array([[0.0], [0.9], [1.8], [2.7]])  # a chain: single/average join more than complete
+    assert net.cluster_linkage == result["cluster"]["linkage"] == "complete" and net.cluster_threshold == 1.2
+    np.testing.assert_array_equal(net.group(points), clustering.agglomerative_clustering(points, 1.2, "complete"))
+    assert len(set(net.group(points))) == 2 and len(set(net.group(points, linkage="single"))) == 1
     with pytest.raises(ValueError, match="measured for model nn2, not inception_resnet_v1@msceleb"):
         fn.FaceNet(calibration={**result, "model": "nn2"})

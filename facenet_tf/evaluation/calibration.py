@@ -12,8 +12,9 @@ measures the distance distributions and recommends a squared-L2 threshold for ea
   gallery face of a stranger. The threshold is the largest with at most ``identify_far`` of the faces falsely
   accepted that way. Reported with it: rank-1 (the nearest other face is the same person) and the fraction of
   faces named correctly and accepted.
-* **cluster**: the threshold that maximises the pairwise F1 of average-linkage agglomerative clustering of the
-  faces (``facenet_tf.evaluation.clustering``), swept on a grid.
+* **cluster**: the threshold that maximises the pairwise F1 of agglomerative clustering of the faces
+  (``facenet_tf.evaluation.clustering``; complete linkage by default, as the ``cluster`` command), swept on a
+  grid.
 
 A target rate below what the data can resolve (``far`` below 1 / number of different-person pairs) still gives a
 threshold, the one that accepts no pair, but the result says ``resolved: false`` with the reason: label more
@@ -80,7 +81,8 @@ def pair_distances(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
 
 
 def calibrate(embeddings: np.ndarray, labels, far: float = DEFAULT_FAR,
-              identify_far: float = DEFAULT_IDENTIFY_FAR, model: str | None = None) -> dict[str, Any]:
+              identify_far: float = DEFAULT_IDENTIFY_FAR, model: str | None = None,
+              linkage: str = "complete") -> dict[str, Any]:
     """Recommended thresholds for ``embeddings`` (``(N, D)`` unit vectors) labelled ``labels`` (one per face); see
     the module docstring. CalibrationError when there are fewer than two people or no person with two faces.
     The pair distances themselves are left out of the result (:func:`pair_distances` gives them)."""
@@ -115,7 +117,7 @@ def calibrate(embeddings: np.ndarray, labels, far: float = DEFAULT_FAR,
     rank1 = nearest_own[has_own] < nearest_other[has_own]
     named = rank1 & (nearest_own[has_own] <= identify_t)
 
-    tree = clustering.linkage_tree(distances=matrix, linkage="average")
+    tree = clustering.linkage_tree(distances=matrix, linkage=linkage)
     sweep = clustering.threshold_sweep(tree, labels, CLUSTER_GRID)
     best = max(scores.f1 for _, scores in sweep)
     # the middle of the best plateau: the best F1 is usually reached over a range of thresholds
@@ -137,7 +139,7 @@ def calibrate(embeddings: np.ndarray, labels, far: float = DEFAULT_FAR,
                      "far": float(np.mean(nearest_other <= identify_t)),
                      "rank1": float(np.mean(rank1)), "named": float(np.mean(named)),
                      "probes": int(has_own.sum())},
-        "cluster": {"threshold": cluster_t, "algorithm": "agglomerative", "linkage": "average",
+        "cluster": {"threshold": cluster_t, "algorithm": "agglomerative", "linkage": linkage,
                     "f1": cluster_scores.f1, "precision": cluster_scores.precision,
                     "recall": cluster_scores.recall, "groups": cluster_scores.n_clusters},
         "resolved": not warnings,
