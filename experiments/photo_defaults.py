@@ -1,6 +1,6 @@
 """The `facenet-tf cluster` / `identify` defaults measured on degraded photo collections made from LFW people
 (facenet_tf.evaluation.photo_collections): chosen on the `select` collections, reported on the `check` ones
-(other people), beside the current defaults (agglomerative, average linkage, 0.92). Writes one markdown file.
+(other people), beside the former defaults (agglomerative, average linkage, 0.92). Writes one markdown file.
 
     nice -n 10 .venv/bin/python experiments/photo_defaults.py --output=results/photo_defaults.md
 
@@ -29,7 +29,7 @@ flags.DEFINE_string("data_dir", None, "LFW root (default: $FACENET_TF_LFW_DIR, t
 flags.DEFINE_string("collections_dir", None, "Where the collections are built (default: <cache>/photo_collections).")
 flags.DEFINE_integer("seed", 0, "Seed of the people split and of every degradation.")
 flags.DEFINE_bool("rebuild", False, "Rebuild the collections even when their folders match the recipes.")
-flags.DEFINE_float("current", 0.92, "The current cluster and identify threshold (cluster: average linkage).")
+flags.DEFINE_float("former", 0.92, "The former (pre-study) cluster and identify threshold (cluster: average linkage).")
 flags.DEFINE_float("max_far", 0.01, "Identify: the largest unknown-face false-accept rate allowed on select.")
 flags.DEFINE_list("enrolled", ["1", "3"], "Clean photos enrolled per person (one gallery each).")
 flags.DEFINE_string("output", "results/photo_defaults.md", "The markdown report.")
@@ -92,7 +92,7 @@ def main(argv):
     chosen, best_f1 = pc.choose_cluster_default({r.name: r.sweep for r in select})
     identify, _, _ = pc.choose_identify_default([pc.pool([r.identify[n] for r in select]) for n in enrolled],
                                                 F.max_far)
-    current = ("average", round(F.current, 2))
+    current = ("average", round(F.former, 2))
     ranked = sorted(select[0].sweep, key=lambda c: -pc.mean_score(select, c))
     shown = ranked[:12] + [next(c for c in ranked if c[0] == a) for a in pc.CLUSTER_ALGORITHMS] + [current]
     cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
@@ -115,7 +115,7 @@ def main(argv):
         "pairwise precision / recall / F1 from `facenet_tf.evaluation.clustering.pairwise_scores`; agglomerative "
         "clustering (`agglomerative_clustering`, as cuts of one `linkage_tree` per linkage) with average, complete "
         f"and single linkage, and `chinese_whispers`; thresholds {GRID[0]:.2f}-{GRID[-1]:.2f} in 0.02 steps. The 12 "
-        "best by mean F1 over the select collections, the best of each algorithm, and the current default (people: "
+        "best by mean F1 over the select collections, the best of each algorithm, and the former default (people: "
         "the real people among the detected faces, known and strangers):", "",
         pc.candidates_table(select, shown), "",
         f"The 12 best are within {pc.mean_score(select, ranked[0]) - pc.mean_score(select, ranked[11]):.4f} mean F1 "
@@ -127,7 +127,7 @@ def main(argv):
         "Accuracy: a known face named right and accepted (distance <= threshold); FAR: a stranger's face accepted "
         "as anyone; other accepted: an *other* face accepted. Pooled over the select collections:", "",
         pc.identify_sweep_table({n: pc.pool([r.identify[n] for r in select]) for n in enrolled},
-                                {identify: "chosen", F.current: "current"}), "",
+                                {identify: "chosen", F.former: "former"}), "",
         "## Chosen defaults", "",
         f"- **cluster: {pc.candidate_name(chosen)}**: the highest mean pairwise F1 over the select collections "
         f"({best_f1:.4f}; ties would go to the first of {', '.join(pc.CLUSTER_ALGORITHMS)}, then to the middle of "
@@ -135,11 +135,11 @@ def main(argv):
         f"- **identify: {identify:.2f}**: the largest threshold of the grid whose pooled stranger FAR on the select "
         f"collections is <= {F.max_far:g} with {' and with '.join(map(str, enrolled))} photo(s) enrolled (accuracy "
         "only grows with the threshold, so this maximises accuracy under that bound).", "",
-        "## Every collection: chosen vs current defaults", "",
-        pc.clustering_table(results, {"chosen": chosen, "current": current}), "",
-        pc.identify_table(results, [identify, F.current]), "",
+        "## Every collection: chosen vs former defaults", "",
+        pc.clustering_table(results, {"chosen": chosen, "former": current}), "",
+        pc.identify_table(results, [identify, F.former]), "",
         "## What the defaults trade away", ""]
-    out += pc.trade_offs(results, chosen, current, identify, F.current)
+    out += pc.trade_offs(results, chosen, current, identify, F.former)
     Path(F.output).parent.mkdir(parents=True, exist_ok=True)
     Path(F.output).write_text("\n".join(out) + "\n")
     print("\n".join(out))

@@ -770,23 +770,23 @@ def identify_table(results: Sequence[CollectionResult], thresholds: Sequence[flo
 def trade_offs(results: Sequence[CollectionResult], chosen: tuple[str, float], current: tuple[str, float],
                identify: float, current_identify: float, f1_target: float = 0.95,
                rank1_target: float = 0.99) -> list[str]:
-    """Bullet lines comparing the chosen and current defaults per set, with the targets."""
+    """Bullet lines comparing the chosen and former defaults per set, with the targets."""
     lines = []
     for set_name in dict.fromkeys(r.set for r in results):
         group = [r for r in results if r.set == set_name]
         m = {key: {f: mean_score(group, c, f) for f in ("f1", "precision", "recall")}
-             for key, c in (("chosen", chosen), ("current", current))}
+             for key, c in (("chosen", chosen), ("former", current))}
         wrong = {key: sum(r.sweep[c].predicted_pairs - r.sweep[c].correct_pairs for r in group)
-                 for key, c in (("chosen", chosen), ("current", current))}
+                 for key, c in (("chosen", chosen), ("former", current))}
         groups = {key: sum(r.sweep[c].n_clusters for r in group)
-                  for key, c in (("chosen", chosen), ("current", current))}
+                  for key, c in (("chosen", chosen), ("former", current))}
         lines.append(
             f"- {set_name}, cluster: mean F1 {m['chosen']['f1']:.4f} with {candidate_name(chosen)} vs "
-            f"{m['current']['f1']:.4f} with {candidate_name(current)} (target {f1_target}: "
+            f"{m['former']['f1']:.4f} with {candidate_name(current)} (target {f1_target}: "
             f"{'met' if m['chosen']['f1'] >= f1_target else 'not met'}); mean precision {m['chosen']['precision']:.4f} "
-            f"vs {m['current']['precision']:.4f}, mean recall {m['chosen']['recall']:.4f} vs "
-            f"{m['current']['recall']:.4f}; different-person pairs put together {wrong['chosen']} vs "
-            f"{wrong['current']}; {groups['chosen']} vs {groups['current']} groups for {sum(r.people for r in group)} "
+            f"vs {m['former']['precision']:.4f}, mean recall {m['chosen']['recall']:.4f} vs "
+            f"{m['former']['recall']:.4f}; different-person pairs put together {wrong['chosen']} vs "
+            f"{wrong['former']}; {groups['chosen']} vs {groups['former']} groups for {sum(r.people for r in group)} "
             f"people. The best candidate of each collection, picked on its own truth (no default can do better), "
             f"would reach mean F1 {float(np.mean([max(v.f1 for v in r.sweep.values()) for r in group])):.4f}.")
         for n in group[0].identify:
