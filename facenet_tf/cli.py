@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "copy present; fetch needs one or more)")
     weights.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     weights.set_defaults(run=run_weights)
+    _add_serving_commands(commands, common, output)
     return parser
 
 
@@ -225,7 +226,7 @@ def _fail(args: argparse.Namespace, message: str, status: int) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.command == "weights":
+    if args.command in ("weights", "gallery"):
         return
     if args.threshold is not None and not 0 < args.threshold < 4:
         raise CommandError(f"--threshold is a squared distance of unit vectors, in (0, 4); got {args.threshold}",
@@ -709,6 +710,114 @@ def run_weights(args: argparse.Namespace) -> int:
                                                "fetch again" if row["present"] else "not here"))
     _emit(args, {"weights": checked}, lines)
     return 1 if any(not row["verified"] for row in checked) else 0
+
+
+# ------------------------------------------------------------------------------- serve, gallery (serving)
+# The HTTP service and database galleries live in facenet_tf/serving/; these are their thin command lines.
+
+
+def _add_serving_commands(commands, common: argparse.ArgumentParser, output: argparse.ArgumentParser) -> None:
+    from facenet_tf.serving.settings import TOKEN_ENV, URI_HELP, Batching, Limits
+
+    limits, batching = Limits(), Batching()
+    serve = commands.add_parser(
+        "serve", parents=[common], help="an HTTP JSON API: embed, verify, identify, enrol, remove, list",
+        description="Serve the model over HTTP (FastAPI on uvicorn): POST /embed, /verify, /identify, /enrol, "
+                    "/remove; GET /list, /health; API docs at /docs, a web page at /. Faces of concurrent requests "
+                    "are embedded together (--batch-size faces per model call). The gallery is a database "
+                    f"(--gallery): {URI_HELP}.")
+    serve.add_argument("--gallery", default="sqlite:///gallery.db", metavar="URI",
+                       help="where enrolled faces are kept (default: %(default)s, created when new)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: %(default)s, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    serve.add_argument("--token", default=None,
+                       help=f"bearer token that enrol and remove need (default: ${TOKEN_ENV}; without one the "
+                            "gallery cannot be changed over HTTP)")
+    serve.add_argument("--read-token", action="store_true",
+                       help="reads (embed, verify, identify, list) need the token too")
+    serve.add_argument("--identify-threshold", type=float, default=None,
+                       help=f"identify: named when the squared distance is <= this (default for the pretrained "
+                            f"model: {IDENTIFY_THRESHOLD}); --threshold sets the verify one")
+    serve.add_argument("--max-wait-ms", type=float, default=batching.max_wait * 1000,
+                       help="how long a model call waits for other requests' faces (default: %(default)s)")
+    serve.add_argument("--detect-batch", type=int, default=batching.detect_batch,
+                       help="images per face-detector call (default: %(default)s)")
+    serve.add_argument("--max-queue", type=int, default=batching.max_queue,
+                       help="requests in progress at once; more are answered 503 (default: %(default)s)")
+    serve.add_argument("--max-upload-mb", type=float, default=limits.max_upload_bytes / 2 ** 20,
+                       help="largest request body, MiB (default: %(default)s)")
+    serve.add_argument("--max-side", type=int, default=limits.max_side,
+                       help="largest image side, pixels (default: %(default)s)")
+    serve.add_argument("--max-pixels", type=int, default=limits.max_pixels,
+                       help="largest image, pixels in all (default: %(default)s)")
+    serve.add_argument("--max-images", type=int, default=limits.max_images,
+                       help="most images in one request (default: %(default)s)")
+    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
+                       help="uvicorn's log level (default: %(default)s)")
+    serve.set_defaults(run=run_serve)
+
+    gallery = commands.add_parser("gallery", parents=[output], help="galleries in a database: import a .npz",
+                                  description="Copy a gallery .npz (identify --save-gallery) into a database "
+                                              f"gallery, in one transaction; {URI_HELP}.")
+    gallery.add_argument("action", choices=["import"])
+    gallery.add_argument("source", metavar="GALLERY.npz", help="the .npz gallery to import")
+    gallery.add_argument("--to", required=True, metavar="URI", help="the database gallery (created when new)")
+    gallery.add_argument("--overwrite", action="store_true",
+                         help="replace the faces of a gallery that already holds some")
+    gallery.set_defaults(run=run_gallery)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from facenet_tf.serving.server import check_installed, serve
+    from facenet_tf.serving.service import ServiceError
+    from facenet_tf.serving.settings import TOKEN_ENV, Access, Batching, Limits
+    from facenet_tf.serving.store import StoreError, StoreUnavailable
+
+    try:
+        check_installed()
+    except ImportError as error:
+        raise CommandError(str(error)) from None
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    if args.read_token and not token:
+        raise CommandError(f"--read-token needs a token (--token or ${TOKEN_ENV})", usage=True)
+    if args.identify_threshold is not None and not 0 < args.identify_threshold < 4:
+        raise CommandError(f"--identify-threshold is a squared distance in (0, 4); got {args.identify_threshold}",
+                           usage=True)
+    if not 0 <= args.port < 65536:
+        raise CommandError(f"--port must be in [0, 65535]; got {args.port}", usage=True)
+    try:
+        limits = Limits(int(args.max_upload_mb * 2 ** 20), args.max_side, args.max_pixels, args.max_images).check()
+        batching = Batching(args.batch_size, args.max_wait_ms / 1000, args.detect_batch, args.max_queue)
+        if not (args.max_wait_ms >= 0 and args.detect_batch >= 1 and args.max_queue >= 1):
+            raise ValueError("--max-wait-ms must be >= 0, --detect-batch and --max-queue >= 1")
+    except ValueError as error:
+        raise CommandError(str(error).replace("max_", "--max-").replace("_", "-"), usage=True) from None
+    net = _net(args)
+    try:
+        serve(net, args.gallery, args.host, args.port, Access(token, args.read_token), limits, batching,
+              args.threshold, args.identify_threshold, args.log_level)
+    except (StoreError, ServiceError) as error:
+        raise CommandError(f"--gallery: {error}") from None
+    except StoreUnavailable as error:
+        raise CommandError(f"--gallery: cannot reach the database: {error}") from None
+    return 0
+
+
+def run_gallery(args: argparse.Namespace) -> int:
+    from facenet_tf.serving.store import StoreError, StoreUnavailable, import_npz
+
+    try:
+        done = import_npz(args.source, args.to, overwrite=args.overwrite)
+    except StoreUnavailable as error:
+        raise CommandError(f"--to: cannot reach the database: {error}") from None
+    except StoreError as error:
+        raise CommandError(f"--to: {error}") from None
+    except ValueError as error:  # the .npz (message names the file)
+        raise CommandError(f"{error}") from None
+    _emit(args, done, [f"imported {done['faces']} face(s) of {done['people']} people from '{args.source}' into "
+                       f"{done['to']} (model {done['model'] or 'not recorded'})"])
+    return 0
 
 
 if __name__ == "__main__":

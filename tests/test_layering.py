@@ -13,7 +13,7 @@ LAYERS = {
     "paths": 0, "atomic": 0, "quiet": 0,
     "data": 1, "align": 2, "models": 3, "losses": 4, "portable": 4, "train": 5,
     "recognition": 6, "evaluation": 7, "export": 8,
-    "api": 9, "cli": 10,
+    "api": 9, "serving": 9, "cli": 10,
 }
 
 
