@@ -71,12 +71,15 @@ class FaceNet:
             your photos, used where the arguments above are not given. It must be of this model.
         margin, min_confidence, min_face_size: detection and crop settings (``facenet_tf.recognition.find_faces``).
         batch_size: faces per model call.
+        frozen: run the model frozen to constants (``facenet_tf.models.frozen_function``): faster calls at small
+            batches for a few seconds more start-up; for long-lived processes such as a server.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, weights: str | None = None, *, threshold: float | None = None,
                  identify_threshold: float | None = None, cluster_threshold: float | None = None,
                  calibration: str | os.PathLike | dict | None = None, margin: float = 0.3,
-                 min_confidence: float = 0.9, min_face_size: int = 20, batch_size: int = 32) -> None:
+                 min_confidence: float = 0.9, min_face_size: int = 20, batch_size: int = 32,
+                 frozen: bool = False) -> None:
         from facenet_tf.evaluation.embed import keras_embedder
         from facenet_tf.models.source import load_model
 
@@ -92,7 +95,7 @@ class FaceNet:
         self.identify_threshold = identify_threshold if identify_threshold is not None else defaults["identify"]
         self.cluster_threshold = cluster_threshold if cluster_threshold is not None else defaults["cluster"]
         self.cluster_linkage = defaults.get("linkage", CLUSTER_LINKAGE)
-        self.embedder = keras_embedder(loaded.model, self.model_name)
+        self.embedder = keras_embedder(loaded.model, self.model_name, frozen=frozen)
         self.margin, self.min_confidence, self.min_face_size = margin, min_confidence, min_face_size
         self.batch_size = batch_size
 

@@ -71,19 +71,26 @@ class Embedder:
         return check_finite(out, self.name, first_index, sources)
 
 
-def keras_embedder(model, name: str | None = None) -> Embedder:
+def keras_embedder(model, name: str | None = None, frozen: bool = False) -> Embedder:
     """An :class:`Embedder` calling a Keras embedding model through one ``tf.function``. A model with a NaN or
     infinite weight is refused here (:class:`NonFiniteEmbeddingError`, index -1): an activation can hide such
-    weights and give finite, meaningless embeddings."""
+    weights and give finite, meaningless embeddings.
+
+    ``frozen``: call the model frozen to constants (``facenet_tf.models.frozen_function``): level with a
+    TensorFlow 1 frozen graph at batch 1 (about 1.35x the plain call, ``results/inference_folding_cpu.md``) for a
+    few seconds more set-up; for long-lived processes that embed one face at a time (a server), not for a
+    command that embeds a few photos and exits."""
     import tensorflow as tf
 
     from facenet_tf.models.common import non_finite_weights
+    from facenet_tf.models.folding import frozen_function
 
     bad, total = non_finite_weights(model)
     if bad:
         raise NonFiniteEmbeddingError.for_weights(name or model.name, bad, total)
 
-    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    call = frozen_function(model) if frozen else tf.function(lambda x: model(x, training=False),
+                                                              reduce_retracing=True)
     return Embedder(lambda x: call(x).numpy(), (int(model.input.shape[1]), int(model.input.shape[2])),
                     name or model.name)
 

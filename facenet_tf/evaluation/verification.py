@@ -516,3 +516,99 @@ def evaluate_with_train_split(
         roc=roc_curve(test_distances, test_same),
         protocol="thresholds chosen on a separate training set",
     )
+
+
+# ------------------------------------------------------------------------------------- recipes on embeddings
+
+#: ``pair_distances`` metrics. On unit vectors the two rank pairs identically (1 - cos = ||a - b||² / 2); they
+#: differ once a mean has been subtracted, which leaves the vectors off the unit sphere.
+DISTANCE_METRICS = ("squared_l2", "cosine")
+#: How ``combine_flip`` joins the embedding of an image and of its mirror image.
+FLIP_MODES = ("none", "mean", "concat")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def combine_flip(plain: np.ndarray, mirrored: np.ndarray | None, mode: str) -> np.ndarray:
+    """One embedding per image from its own (``plain``, (N, d)) and its mirror image's (``mirrored``): ``none``
+    the plain one; ``mean`` the normalised sum (d); ``concat`` both side by side, scaled to unit length (2d:
+    the squared L2 distance is then the mean of the two models' distances)."""
+    plain = np.asarray(plain, np.float64)
+    if mode == "none":
+        return plain
+    if mode not in FLIP_MODES:
+        raise ValueError(f"flip mode must be one of {FLIP_MODES}, got {mode!r}")
+    if mirrored is None or np.shape(mirrored) != plain.shape:
+        raise ValueError(f"flip mode {mode!r} needs the mirror images' embeddings, of shape {plain.shape}")
+    mirrored = np.asarray(mirrored, np.float64)
+    if mode == "mean":
+        return _unit(plain + mirrored)
+    return np.concatenate([plain, mirrored], axis=1) / math.sqrt(2.0)
+
+
+def pair_distances(a: np.ndarray, b: np.ndarray, metric: str = "squared_l2",
+                   mean: np.ndarray | None = None) -> np.ndarray:
+    """Distances of the pairs (a_i, b_i) of two (N, d) embedding arrays; smaller = more alike.
+
+    ``mean`` (d,): subtracted from every embedding first (training-fold mean subtraction: the mean embedding of
+    the images that chose the threshold; the vectors are not renormalised). ``metric``: ``squared_l2`` (the
+    paper's D) or ``cosine`` (1 - cosine similarity, in [0, 2])."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if mean is not None:
+        a, b = a - mean, b - mean
+    if metric == "squared_l2":
+        return squared_l2(a, b)
+    if metric == "cosine":
+        return 1.0 - np.einsum("nd,nd->n", _unit(a), _unit(b))
+    raise ValueError(f"metric must be one of {DISTANCE_METRICS}, got {metric!r}")
+
+
+def mean_embedding(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The mean of every embedding of the pairs (both sides; an image in several pairs counts each time)."""
+    return np.concatenate([np.asarray(a, np.float64), np.asarray(b, np.float64)]).mean(axis=0)
+
+
+def evaluate_embeddings(a: np.ndarray, b: np.ndarray, is_same: np.ndarray, folds: np.ndarray | Sequence[int],
+                        metric: str = "squared_l2", subtract_mean: bool = False,
+                        far_target: float = DEFAULT_FAR_TARGET) -> VerificationResult:
+    """The k-fold protocol of ``evaluate_verification`` on the embeddings of each pair's two images.
+
+    ``subtract_mean``: for held-out fold k, the mean embedding of the other folds' pairs is subtracted from every
+    embedding before the distances that choose fold k's thresholds and classify it (so nothing of fold k is used
+    to classify fold k). The pooled ROC takes each pair's distance from its own held-out fold."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    folds = np.asarray(folds)
+    if not subtract_mean:
+        return evaluate_verification(pair_distances(a, b, metric), is_same, folds, far_target)
+    distances, is_same = _check_pairs(np.zeros(len(a)), is_same)
+    fold_ids = np.unique(folds)
+    if folds.shape != distances.shape or fold_ids.size < 2:
+        raise ValueError(f"folds must give each of the {len(a)} pairs a fold id, with at least 2 folds")
+    results, pooled = [], np.empty(len(a))
+    for fold_id in fold_ids:
+        held_out = folds == fold_id
+        d = pair_distances(a, b, metric, mean_embedding(a[~held_out], b[~held_out]))
+        pooled[held_out] = d[held_out]
+        results.append(evaluate_fold(d[~held_out], is_same[~held_out], d[held_out], is_same[held_out], far_target,
+                                     fold=int(fold_id)))
+    return VerificationResult(folds=tuple(results), far_target=far_target, roc=roc_curve(pooled, is_same),
+                              protocol=f"{fold_ids.size}-fold, thresholds and mean embedding from the other folds")
+
+
+def evaluate_embeddings_with_train_split(train: tuple[np.ndarray, np.ndarray], train_same: np.ndarray,
+                                         test: tuple[np.ndarray, np.ndarray], test_same: np.ndarray,
+                                         metric: str = "squared_l2", subtract_mean: bool = False,
+                                         far_target: float = DEFAULT_FAR_TARGET) -> VerificationResult:
+    """``evaluate_with_train_split`` on embeddings (``train`` and ``test``: (a, b) arrays); ``subtract_mean``
+    subtracts the training pairs' mean embedding from every embedding of both sets."""
+    mean = mean_embedding(*train) if subtract_mean else None
+    result = evaluate_with_train_split(pair_distances(*train, metric, mean), train_same,
+                                       pair_distances(*test, metric, mean), test_same, far_target)
+    if subtract_mean:
+        result = VerificationResult(folds=result.folds, far_target=far_target, roc=result.roc,
+                                    protocol="thresholds and mean embedding chosen on a separate training set")
+    return result

@@ -402,3 +402,85 @@ def test_paired_fold_difference_takes_results_or_their_dicts():
     assert (lambda r: (r["higher"], r["equal"], r["lower"]))(v.paired_fold_difference(hand, other)) == (2, 1, 1)
     with pytest.raises(ValueError, match="folds differ"):
         v.paired_fold_difference(hand, other[:3])
+
+
+# ------------------------------------------------------------------------------------- recipes on embeddings
+
+combine_flip, pair_distances, mean_embedding = v.combine_flip, v.pair_distances, v.mean_embedding
+evaluate_embeddings, evaluate_fold, evaluate_verification = v.evaluate_embeddings, v.evaluate_fold, v.evaluate_verification
+evaluate_with_train_split = v.evaluate_with_train_split
+
+
+def test_combine_flip_by_hand():
+    plain = np.array([[1.0, 0.0], [0.0, 1.0]])
+    mirrored = np.array([[0.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(combine_flip(plain, None, "none"), plain)
+    np.testing.assert_allclose(combine_flip(plain, mirrored, "mean"), [[0.5 ** 0.5, 0.5 ** 0.5], [0.0, 1.0]])
+    concat = combine_flip(plain, mirrored, "concat")
+    np.testing.assert_allclose(concat, [[0.5 ** 0.5, 0, 0, 0.5 ** 0.5], [0, 0.5 ** 0.5, 0, 0.5 ** 0.5]])
+    np.testing.assert_allclose(np.linalg.norm(concat, axis=1), 1.0)
+    with pytest.raises(ValueError, match="mirror"):
+        combine_flip(plain, None, "mean")
+    with pytest.raises(ValueError, match="flip mode"):
+        combine_flip(plain, mirrored, "max")
+
+
+def test_pair_distances_by_hand():
+    a = np.array([[1.0, 0.0], [0.6, 0.8]])
+    b = np.array([[0.0, 1.0], [0.6, 0.8]])
+    np.testing.assert_allclose(pair_distances(a, b), [2.0, 0.0])
+    np.testing.assert_allclose(pair_distances(a, b, "cosine"), [1.0, 0.0])  # = squared L2 / 2 on unit vectors
+    mean = np.array([0.5, 0.5])  # a - m = (0.5, -0.5), (0.1, 0.3); b - m = (-0.5, 0.5), (0.1, 0.3)
+    np.testing.assert_allclose(pair_distances(a, b, mean=mean), [2.0, 0.0])
+    np.testing.assert_allclose(pair_distances(a, b, "cosine", mean), [2.0, 0.0])
+    np.testing.assert_allclose(mean_embedding(a, b), [0.55, 0.65])
+    with pytest.raises(ValueError, match="metric"):
+        pair_distances(a, b, "l1")
+
+
+def _pairs(seed=0, n_folds=4, per_fold=40, d=6):
+    rng = np.random.default_rng(seed)
+    n = n_folds * per_fold
+    a = rng.normal(size=(n, d)) + 3.0  # a shared offset, which mean subtraction removes
+    same = np.tile(np.arange(per_fold) % 2 == 0, n_folds)
+    b = np.where(same[:, None], a + 0.6 * rng.normal(size=(n, d)), rng.normal(size=(n, d)) + 3.0)
+    return a, b, same, np.repeat(np.arange(n_folds), per_fold)
+
+
+@pytest.mark.parametrize("metric", ["squared_l2", "cosine"])
+def test_evaluate_embeddings_subtracts_the_other_folds_mean(metric):
+    a, b, same, folds = _pairs()
+    result = evaluate_embeddings(a, b, same, folds, metric, subtract_mean=True)
+    for k, fold in enumerate(result.folds):  # brute force: each fold on its own, the mean of the other folds
+        train = folds != k
+        mean = np.concatenate([a[train], b[train]]).mean(axis=0)
+        d = pair_distances(a, b, metric, mean)
+        expected = evaluate_fold(d[train], same[train], d[~train], same[~train], fold=k)
+        assert fold.accuracy == expected.accuracy and fold.accuracy_threshold == expected.accuracy_threshold
+    plain = evaluate_embeddings(a, b, same, folds, metric)
+    assert [f.accuracy for f in plain.folds] == [f.accuracy for f in
+                                                 evaluate_verification(pair_distances(a, b, metric), same, folds).folds]
+    assert "mean embedding" in result.protocol
+
+
+def test_a_held_out_fold_does_not_choose_its_own_mean_or_threshold():
+    """Moving every embedding of fold 0 changes nothing that decides fold 0's threshold."""
+    a, b, same, folds = _pairs(seed=1)
+    moved_a, moved_b = a.copy(), b.copy()
+    moved_a[folds == 0] += 5.0
+    moved_b[folds == 0] += 5.0
+    before = evaluate_embeddings(a, b, same, folds, "cosine", subtract_mean=True).folds[0]
+    after = evaluate_embeddings(moved_a, moved_b, same, folds, "cosine", subtract_mean=True).folds[0]
+    assert before.accuracy_threshold == after.accuracy_threshold and before.far_threshold == after.far_threshold
+
+
+def test_train_split_mean_comes_from_the_training_pairs():
+    a, b, same, _ = _pairs(seed=2, n_folds=2)
+    half = len(a) // 2
+    train, test = (a[:half], b[:half]), (a[half:], b[half:])
+    result = v.evaluate_embeddings_with_train_split(train, same[:half], test, same[half:], "cosine", True)
+    mean = mean_embedding(*train)
+    expected = evaluate_with_train_split(pair_distances(*train, "cosine", mean), same[:half],
+                                         pair_distances(*test, "cosine", mean), same[half:])
+    assert result.folds[0].accuracy == expected.folds[0].accuracy
+    assert result.folds[0].accuracy_threshold == expected.folds[0].accuracy_threshold

@@ -192,3 +192,27 @@ def test_fuse_activation_moves_plain_relus_into_the_conv():
     (fold,) = find_folds(capped, fuse_activation=True)
     assert fold.activation_layer is None
     assert "relu6" in [layer.name for layer in fold_batch_norm(capped, fuse_activation=True).layers]
+
+
+def test_frozen_function_matches_the_model_at_any_batch_and_holds_no_variables():
+    """``frozen_function``: the folded model's embeddings (≤ 1e-5) at batch 1 and 3, from a graph whose weights are
+    constants (no variable is captured); later weight changes do not reach it; ``keras_embedder(frozen=True)``
+    embeds the same."""
+    from facenet_tf.evaluation.embed import keras_embedder
+    from facenet_tf.models import frozen_function
+
+    keras.utils.set_random_seed(0)
+    model = create_model("nns2", embedding_dim=16, input_shape=(64, 48, 3))
+    _randomise_batch_norms(model)
+    folded = fold_batch_norm(model)
+    call = frozen_function(folded)
+    images = _images((64, 48, 3))
+    expected = np.asarray(model(images, training=False))
+    for batch in (images[:1], images):
+        np.testing.assert_allclose(call(batch).numpy(), expected[:len(batch)], atol=TOLERANCE)
+    concrete = call.get_concrete_function()
+    assert not concrete.variables and not concrete.captured_inputs
+    folded.layers[-2].kernel.assign(np.zeros(folded.layers[-2].kernel.shape, "float32"))  # the model moves on
+    np.testing.assert_allclose(call(images).numpy(), expected, atol=TOLERANCE)
+    embedder = keras_embedder(model, "nns2", frozen=True)
+    np.testing.assert_allclose(embedder(images), expected, atol=TOLERANCE)
