@@ -4,7 +4,9 @@ calls in the batchers' threads, decoding and detection in the worker threads).""
 from __future__ import annotations
 
 import ipaddress
+import signal
 import sys
+import threading
 
 from facenet_tf.serving.app import create_app
 from facenet_tf.serving.service import FaceService
@@ -18,7 +20,7 @@ def check_installed() -> None:
     """ImportError with the install line when the ``serve`` extra is missing."""
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as error:
         raise ImportError(f"{SERVE_HELP} ({error})") from None
@@ -29,6 +31,14 @@ def is_loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM, raised once uvicorn has finished its graceful shutdown."""
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
 
 
 def serve(net, gallery: str, host: str = "127.0.0.1", port: int = 8000, access: Access = Access(),
@@ -53,7 +63,18 @@ def serve(net, gallery: str, host: str = "127.0.0.1", port: int = 8000, access: 
         if not is_loopback(host) and not access.read_token:
             print(f"warning: reads are open to anyone who can reach {host}; pass --read-token to require the token",
                   file=sys.stderr, flush=True)
-        server.run()
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again: here that ends run() with
+        # _Stopped instead of ending the process, so the batchers and the database are closed and the exit is clean
+        main = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        try:
+            server.run()
+        except _Stopped:
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        print("facenet-tf serve: stopped", file=sys.stderr, flush=True)
     finally:
         service.close()
         store.close()

@@ -195,3 +195,15 @@ class ServerProcess:
         """SIGTERM (uvicorn's graceful stop); the exit status."""
         self.kill(signal.SIGTERM)
         return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model, tmp_path_factory):
+    """One ``facenet-tf serve`` process for the tests that only talk to it (SQLite gallery, token ``TOKEN``)."""
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'facenet-tf[serve]')")
+    workdir = tmp_path_factory.mktemp("server")
+    process = ServerProcess(tiny_model, f"sqlite:///{workdir / 'gallery.db'}", workdir)
+    try:
+        yield process
+    finally:
+        process.stop()
