@@ -96,8 +96,12 @@ def face_region(
     margin: float = 0.3,
     output_size: int | Sequence[int] | None = None,
     keep_aspect: bool = False,
+    margin_pixels: float | None = None,
 ) -> IntBox:
     """The integer region to crop for a detected face ``box``: the box grown by a margin, clipped to the image.
+
+    ``margin_pixels``: grow the box by this many image pixels in width and height instead (half per side; ``margin``
+    is then ignored): davidsandberg/facenet's ``--margin`` (44 in its align_dataset_mtcnn recipe).
 
     Margin rule: with ``s = sqrt(box width × box height)`` (the face's size), ``margin × s`` pixels are added to
     both the width and the height, half on each side, so the same number of pixels is added on all four sides.
@@ -117,7 +121,7 @@ def face_region(
     if not (x2 > x1 and y2 > y1):
         raise ValueError(f"a box is (x1, y1, x2, y2) with x2 > x1 and y2 > y1; got {tuple(box)}")
     image_height, image_width = int(image_shape[0]), int(image_shape[1])
-    pad = margin * math.sqrt((x2 - x1) * (y2 - y1)) / 2
+    pad = margin * math.sqrt((x2 - x1) * (y2 - y1)) / 2 if margin_pixels is None else float(margin_pixels) / 2
     x1, y1, x2, y2 = x1 - pad, y1 - pad, x2 + pad, y2 + pad
     if keep_aspect:
         if output_size is None:

@@ -49,6 +49,11 @@ class AlignConfig:
             side; 0.3 ≈ davidsandberg's ``--margin 32`` on LFW). ``"landmarks"``: the ArcFace framing is shrunk by
             1/(1 + margin) (0 = ArcFace's tight crop).
         keep_aspect: ``"detect"``: widen/heighten the region to the output's aspect ratio instead of stretching.
+        margin_pixels: ``"detect"``: a margin in image pixels (width and height, half per side) instead of
+            ``margin``; davidsandberg/facenet's recipe is 44.
+        prepared_size: ``"detect"``: resize the region to this square side first, then keep its centre
+            ``output_size`` (davidsandberg/facenet aligns to 182 and evaluates the centre 160). None: resize the
+            region straight to ``output_size``.
         selection: which face to keep when there are several: ``"center"`` or ``"largest"`` (see
             :func:`facenet_tf.align.select_face`).
         min_relative_size: for ``selection="center"``: faces smaller than this fraction of the largest one are not
@@ -62,6 +67,8 @@ class AlignConfig:
     crop_size: int = 160
     margin: float = 0.3
     keep_aspect: bool = False
+    margin_pixels: float | None = None
+    prepared_size: int | None = None
     selection: str = "center"
     min_relative_size: float = 0.5
     min_face_size: int = 20
@@ -78,6 +85,15 @@ class AlignConfig:
         if not self.margin >= 0:
             raise ValueError(f"margin must be >= 0 (a fraction of the face size); got {self.margin!r}")
         object.__setattr__(self, "margin", float(self.margin))
+        if self.margin_pixels is not None:
+            if not self.margin_pixels >= 0:
+                raise ValueError(f"margin_pixels must be >= 0; got {self.margin_pixels!r}")
+            object.__setattr__(self, "margin_pixels", float(self.margin_pixels))
+        if self.prepared_size is not None:
+            if int(self.prepared_size) < max(self.output_size):
+                raise ValueError(f"prepared_size ({self.prepared_size}) must be at least the output size "
+                                 f"{self.output_size}: the output is its centre")
+            object.__setattr__(self, "prepared_size", int(self.prepared_size))
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown face selection {self.selection!r}; choose one of {SELECTIONS}")
         if not 0.0 <= self.min_relative_size <= 1.0:
@@ -106,6 +122,9 @@ class AlignConfig:
                             detector=detector_settings or mtcnn_settings(self.min_face_size, self.thresholds))
         if self.mode == "detect":
             settings["keep_aspect"] = self.keep_aspect
+            for key in ("margin_pixels", "prepared_size"):  # only when set: the keys of earlier crops stay valid
+                if getattr(self, key) is not None:
+                    settings[key] = getattr(self, key)
         return settings
 
 
@@ -235,8 +254,15 @@ def align_with_faces(image: np.ndarray, faces: Sequence[Face] | None, config: Al
     if config.mode == "landmarks":
         crop = align_by_landmarks(image, face.landmarks, size, config.margin)
         return crop, AlignInfo(method="landmarks", fallback=False, crop_box=None, **details)
-    region: IntBox = face_region(face.box, image.shape, config.margin, size, config.keep_aspect)
-    return crop_region(image, region, size), AlignInfo(method="detect", fallback=False, crop_box=region, **details)
+    region: IntBox = face_region(face.box, image.shape, config.margin, size, config.keep_aspect,
+                                 config.margin_pixels)
+    if config.prepared_size is None:
+        crop = crop_region(image, region, size)
+    else:  # resized to prepared_size², then its centre output_size (as davidsandberg/facenet's facenet.crop)
+        prepared = crop_region(image, region, (config.prepared_size, config.prepared_size))
+        top, left = (config.prepared_size - size[0]) // 2, (config.prepared_size - size[1]) // 2
+        crop = np.ascontiguousarray(prepared[top:top + size[0], left:left + size[1]])
+    return crop, AlignInfo(method="detect", fallback=False, crop_box=region, **details)
 
 
 def align_image(

@@ -61,6 +61,9 @@ def test_face_region_margin_rule():
     assert face_region((100, 50, 190, 210), (400, 400), margin=0.0) == (100, 50, 190, 210)
     # Clipped to the image near the top-left corner.
     assert face_region((5, 5, 95, 165), (400, 400), margin=0.2) == (0, 0, 107, 177)
+    # A margin in pixels (davidsandberg's --margin 44): 22 px per side whatever the face size; margin ignored.
+    assert face_region((100, 50, 190, 210), (400, 400), margin=0.2, margin_pixels=44) == (78, 28, 212, 232)
+    assert face_region((10, 5, 95, 165), (400, 400), margin_pixels=44) == (0, 0, 117, 187)
 
 
 def test_face_region_keep_aspect_widens_to_output_ratio():

@@ -44,6 +44,13 @@ def test_cache_settings_leave_out_what_does_not_matter():
     detect = AlignConfig(mode="detect")
     assert detect.cache_settings() != dataclass_replace_settings(detect, margin=0.1)
     assert detect.cache_settings() != dataclass_replace_settings(detect, min_face_size=40)
+    # davidsandberg's recipe settings are keys only when set, so crops cached before they existed stay valid
+    assert "margin_pixels" not in detect.cache_settings() and "prepared_size" not in detect.cache_settings()
+    assert detect.cache_settings() != dataclass_replace_settings(detect, margin_pixels=44)
+    assert dataclass_replace_settings(detect, prepared_size=182) != dataclass_replace_settings(detect, prepared_size=190)
+    for bad in (dict(margin_pixels=-1), dict(prepared_size=150)):  # 150 < the 160 output
+        with pytest.raises(ValueError):
+            AlignConfig(**bad)
 
 
 def dataclass_replace_settings(config: AlignConfig, **changes) -> dict:
@@ -87,10 +94,27 @@ def test_detect_mode_crops_the_central_face(lfw_images, output_size):
         left, top, right, bottom = info.crop_box
         assert left == math.floor(x1 - pad) and bottom == math.ceil(y2 + pad)
         np.testing.assert_array_equal(crop, crop_face(read_image(path), info.box, output_size, margin=0.3))
+
     # One image at a time gives the same crops as the batch.
     single, info = align_image(lfw_images[2], "detect", output_size)
     np.testing.assert_array_equal(single, result.images[2])
     assert info.box == result.infos[2].box
+
+
+def test_davidsandberg_recipe_margin_in_pixels_then_the_centre_of_a_larger_resize(lfw_images):
+    """margin_pixels=44, prepared_size=182, output 160: the box grown by 22 px a side, resized to 182×182, and
+    rows/columns 11..170 of it kept (davidsandberg/facenet's align_dataset_mtcnn + facenet.crop)."""
+    from facenet_tf.align.geometry import resize
+
+    result = align_images(lfw_images[:2], "detect", 160, margin_pixels=44, prepared_size=182, cache=False,
+                          progress=False)
+    for path, crop, info in zip(lfw_images[:2], result.images, result.infos):
+        x1, y1, x2, y2 = info.box
+        left, top, right, bottom = info.crop_box
+        assert (left, top) == (max(0, math.floor(x1 - 22)), max(0, math.floor(y1 - 22)))
+        assert (right, bottom) == (min(250, math.ceil(x2 + 22)), min(250, math.ceil(y2 + 22)))
+        prepared = resize(read_image(path)[top:bottom, left:right], (182, 182))
+        np.testing.assert_array_equal(crop, prepared[11:171, 11:171])
 
 
 def test_landmarks_mode_levels_the_eyes(lfw_images):
