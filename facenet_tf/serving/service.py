@@ -234,11 +234,13 @@ class FaceService:
         found = self.faces_of(images, "all")
         faces = [face for _, image_faces in found for face in image_faces]
         matches = None
-        if faces and len(self.store):
-            try:
-                matches = self.store.search(np.stack([face.embedding for face in faces]), k=k)
-            except StoreError as error:  # a gallery of another dimension
-                raise ServiceError(str(error), 409) from None
+        if faces:
+            gallery, _ = self.store.gallery()  # one query when the gallery has not changed
+            if len(gallery):
+                try:
+                    matches = gallery.search(np.stack([face.embedding for face in faces]), k=k)
+                except ValueError as error:  # a gallery of another dimension
+                    raise ServiceError(f"gallery {self.store.display_uri}: {error}", 409) from None
         answers, row = [], 0
         for label, image_faces in found:
             named = []

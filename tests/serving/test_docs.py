@@ -1,5 +1,5 @@
-"""The curl and Python examples of docs/serving.md (those the README shows) run against a real server and print
-what they should."""
+"""The curl and Python examples of docs/serving.md and of the README's serving section run against a real server
+and print what they should."""
 
 from __future__ import annotations
 
@@ -14,12 +14,19 @@ import pytest
 from facenet_tf.paths import REPO_ROOT
 from tests.serving.conftest import TOKEN
 
-DOC = REPO_ROOT / "docs" / "serving.md"
+DOCS = (REPO_ROOT / "docs" / "serving.md", REPO_ROOT / "README.md")
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.S)
+def examples(language: str, marker: str) -> list[str]:
+    """The distinct ``language`` blocks of the docs that call the server (they name its default URL) and hold
+    ``marker``."""
+    found = []
+    for doc in DOCS:
+        for block in re.findall(rf"```{language}\n(.*?)```", doc.read_text(), flags=re.S):
+            if DEFAULT_URL in block and marker in block and block not in found:
+                found.append(block)
+    return found
 
 
 @pytest.fixture
@@ -40,27 +47,32 @@ def test_curl_examples(server, examples_dir):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     folder, env = examples_dir
-    [script] = [block for block in blocks("bash") if "curl" in block]
-    lines = [line for line in script.replace(DEFAULT_URL, server.url).splitlines() if line.strip()]
-    assert [line.split()[-1].rsplit("/", 1)[1] for line in lines] == ["verify", "enrol", "identify"]
-    answers = []
-    for line in lines:
-        done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=folder, env=env, timeout=60)
+    lines = [line for block in examples("bash", "curl") for line in block.splitlines() if line.startswith("curl ")]
+    endpoints = [line.split()[-1].rsplit("/", 1)[1] for line in lines]
+    assert {"verify", "enrol", "identify"} <= set(endpoints), endpoints
+    for line, endpoint in sorted(zip(lines, endpoints), key=lambda pair: pair[1] != "enrol"):  # enrol first
+        done = subprocess.run(["bash", "-c", line.replace(DEFAULT_URL, server.url)], capture_output=True, text=True,
+                              cwd=folder, env=env, timeout=60)
         assert done.returncode == 0, done.stderr
-        answers.append(json.loads(done.stdout))
-    verify, enrol, identify = answers
-    assert set(verify) >= {"same", "distance", "threshold"} and verify["faces"][0]["image"] == "a.jpg"
-    assert enrol["name"] == "Bob" and enrol["enrolled"][0]["image"] == "b.jpg"
-    assert identify["images"][0]["faces"][0]["nearest"] is not None
+        answer = json.loads(done.stdout)
+        assert "error" not in answer, (line, answer)
+        if endpoint == "verify":
+            assert set(answer) >= {"same", "distance", "threshold"} and answer["faces"][0]["image"] == "a.jpg"
+        elif endpoint == "enrol":
+            assert answer["name"] == "Bob" and answer["enrolled"][0]["image"] == "b.jpg"
+        elif endpoint == "identify":
+            assert answer["images"][0]["faces"][0]["nearest"] is not None
 
 
 def test_python_example(server, examples_dir):
     folder, env = examples_dir
-    [script] = [block for block in blocks("python") if "urllib" in block]
-    done = subprocess.run([sys.executable, "-c", script.replace(DEFAULT_URL, server.url)], capture_output=True,
-                          text=True, cwd=folder, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    first, *faces = done.stdout.splitlines()
-    same, distance, threshold = first.split()
-    assert same in ("True", "False") and float(distance) >= 0 and float(threshold) == 1.0
-    assert faces and faces[0].endswith(" Bob 0.0"), done.stdout  # b.jpg itself was enrolled as Bob
+    scripts = examples("python", "urllib")
+    assert scripts
+    for script in scripts:
+        done = subprocess.run([sys.executable, "-c", script.replace(DEFAULT_URL, server.url)], capture_output=True,
+                              text=True, cwd=folder, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        first, *faces = done.stdout.splitlines()
+        same, distance, threshold = first.split()
+        assert same in ("True", "False") and float(distance) >= 0 and float(threshold) == 1.0
+        assert faces and faces[0].endswith(" Bob 0.0"), done.stdout  # b.jpg itself was enrolled as Bob
