@@ -27,8 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -39,7 +37,6 @@ import numpy as np  # noqa: E402
 
 from photos import cpu_model, lfw_sample  # noqa: E402  (benchmarks/photos.py)
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,12 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.clients, args.requests, args.photos = "1,4", 3, 8
     args.client_counts = [int(n) for n in args.clients.split(",")]
     return args
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tiny_model(folder: Path) -> str:
@@ -98,51 +89,18 @@ def in_process(model: str, weights: str | None, photos: list[Path], batch_size: 
             "loop_faces_s": looped / loop, "model": net.model_name}
 
 
-class Server:
-    def __init__(self, model: str, weights: str | None, folder: Path, args: argparse.Namespace,
-                 thresholds: dict) -> None:
-        import httpx
+def start_server(model: str, weights: str | None, folder: Path, args: argparse.Namespace, thresholds: dict):
+    from facenet_tf.serving.process import ServerProcess
 
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = self.url.rsplit(":", 1)[1]
-        command = [sys.executable, "-m", "facenet_tf.cli", "serve", "--model", model, "--port", port, "--gallery",
-                   f"sqlite:///{folder / 'gallery.db'}", "--batch-size", str(args.batch_size),
-                   "--max-wait-ms", str(args.max_wait_ms), "--detect-batch", str(args.detect_batch),
-                   "--max-queue", str(args.max_queue), "--quiet"]
-        if weights:
-            command += ["--weights", weights]
-        if "threshold" in thresholds:
-            command += ["--threshold", str(thresholds["threshold"]), "--identify-threshold",
-                        str(thresholds["identify_threshold"])]
-        self.log = folder / "server.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"the server did not start within 300 s:\n{self.log.read_text()}")
-
-    def batching(self) -> dict:
-        import httpx
-
-        return httpx.get(f"{self.url}/health", timeout=10).json()["batching"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(30)
+    options = ["--model", model, "--gallery", f"sqlite:///{folder / 'gallery.db'}", "--batch-size",
+               str(args.batch_size), "--max-wait-ms", str(args.max_wait_ms), "--detect-batch", str(args.detect_batch),
+               "--max-queue", str(args.max_queue), "--quiet"]
+    if weights:
+        options += ["--weights", weights]
+    if "threshold" in thresholds:
+        options += ["--threshold", str(thresholds["threshold"]), "--identify-threshold",
+                    str(thresholds["identify_threshold"])]
+    return ServerProcess(options, folder, start_timeout=300)
 
 
 def batch_delta(before: dict, after: dict) -> tuple[float, dict[int, int]]:
@@ -153,13 +111,13 @@ def batch_delta(before: dict, after: dict) -> tuple[float, dict[int, int]]:
     return (sum(k * v for k, v in sizes.items()) / calls if calls else 0.0), sizes
 
 
-def round_of(server: Server, clients: int, requests: int, uploads: list[bytes]) -> dict:
+def round_of(server, clients: int, requests: int, uploads: list[bytes]) -> dict:
     import httpx
 
     latencies: list[float] = []
     faces, refused, failed = [0], [0], []
     lock = threading.Lock()
-    before = server.batching()
+    before = server.health()["batching"]
 
     def client(number: int) -> None:
         with httpx.Client(base_url=server.url, timeout=120) as session:
@@ -187,7 +145,7 @@ def round_of(server: Server, clients: int, requests: int, uploads: list[bytes]) 
     wall = time.perf_counter() - start
     if failed:
         raise SystemExit(f"{len(failed)} request(s) failed, e.g. {failed[0]}")
-    after = server.batching()
+    after = server.health()["batching"]
     embed_mean, embed_sizes = batch_delta(before["embedding"], after["embedding"])
     detect_mean, _ = batch_delta(before["detection"], after["detection"])
     ms = np.asarray(latencies) * 1000
@@ -236,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             model, weights = tiny_model(folder), None
             thresholds = {"threshold": 1.0, "identify_threshold": 0.5}
         library = in_process(model, weights, photos, args.batch_size, thresholds)
-        server = Server(model, weights, folder, args, thresholds)
+        server = start_server(model, weights, folder, args, thresholds)
         try:
             uploads = [photo.read_bytes() for photo in photos]
             round_of(server, min(4, max(args.client_counts)), 2, uploads)  # warm-up: traces, connections

@@ -8,28 +8,18 @@ import glob
 import itertools
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from facenet_tf.paths import REPO_ROOT
+from facenet_tf.serving.process import ServerProcess, free_port
 
 PEOPLE = ("Aaron_Peirsol", "Amelie_Mauresmo", "Colin_Powell")
 TOKEN = "test-token-123"
 #: Seconds a server process may take to answer /health after it starts (TensorFlow import, model, MTCNN).
 START_TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _postgres_binaries() -> tuple[str, str] | None:
@@ -150,51 +140,11 @@ def photos(lfw_root, tmp_path_factory):
     return found
 
 
-class ServerProcess:
-    """``facenet-tf serve`` as a subprocess on a free loopback port (output to a file: pipes can deadlock)."""
-
-    def __init__(self, model: Path, gallery: str, workdir: Path, *extra: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / f"server_{self.port}_{time.monotonic_ns()}.log"
-        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "FACENET_TF_OFFLINE": "1",
-               "PYTHONPATH": str(REPO_ROOT)}
-        command = [sys.executable, "-m", "facenet_tf.cli", "serve", "--model", str(model), "--threshold", "1.0",
-                   "--identify-threshold", "0.5", "--gallery", gallery, "--port", str(self.port), "--token", TOKEN,
-                   *extra]
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        self.wait_ready()
-
-    def wait_ready(self) -> None:
-        import httpx
-
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.process.returncode}):\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"the server did not answer within {START_TIMEOUT} s:\n{self.log.read_text()}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
-
-    def stop(self) -> int:
-        """SIGTERM (uvicorn's graceful stop); the exit status."""
-        self.kill(signal.SIGTERM)
-        return self.process.returncode
+def serve_process(model: Path, gallery: str, workdir: Path, *extra: str, port: int | None = None) -> ServerProcess:
+    """``facenet-tf serve`` of the tiny model (thresholds given), with the token ``TOKEN``, ready."""
+    return ServerProcess(["--model", str(model), "--threshold", "1.0", "--identify-threshold", "0.5", "--gallery",
+                          gallery, "--token", TOKEN, *extra], workdir, port=port, env={"FACENET_TF_OFFLINE": "1"},
+                         start_timeout=START_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +152,7 @@ def server(tiny_model, tmp_path_factory):
     """One ``facenet-tf serve`` process for the tests that only talk to it (SQLite gallery, token ``TOKEN``)."""
     pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'facenet-tf[serve]')")
     workdir = tmp_path_factory.mktemp("server")
-    process = ServerProcess(tiny_model, f"sqlite:///{workdir / 'gallery.db'}", workdir)
+    process = serve_process(tiny_model, f"sqlite:///{workdir / 'gallery.db'}", workdir)
     try:
         yield process
     finally:

@@ -54,9 +54,11 @@ def test_verify_two_photos_and_browse_the_gallery(server, photos, browser):
 
     # the gallery: a card per person, with its thumbnails loaded (decoded images, not broken links)
     page.click("#refresh")
+    page.wait_for_function("() => / people$/.test(document.querySelector('#gallery-status').textContent) && "
+                           "[...document.querySelectorAll('.person img')].every(img => img.complete)",
+                           timeout=60_000)
     for name in ("Aaron page", "Amelie page"):
-        card = f".person[data-name='{name}'] img"
-        page.wait_for_selector(card, timeout=30_000)
-        assert page.eval_on_selector(card, "img => img.complete && img.naturalWidth") == 96
-    assert "people" in page.text_content("#gallery-status")
+        widths = page.eval_on_selector_all(f".person[data-name='{name}'] img",
+                                           "images => images.map(img => img.complete && img.naturalWidth)")
+        assert widths == [96], (name, widths)
     assert not errors, errors

@@ -149,7 +149,7 @@ def test_open_store_refuses_what_is_not_a_gallery(tmp_path):
 
 
 def test_an_unreachable_server_is_unavailable_not_a_crash():
-    from tests.serving.conftest import free_port
+    from facenet_tf.serving.process import free_port
 
     pytest.importorskip("psycopg")
     started = time.monotonic()
