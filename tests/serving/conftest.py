@@ -123,6 +123,14 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def net(tiny_model):
+    """The tiny model as a ``facenet_tf.api.FaceNet`` (verify threshold 1.0, identify 0.5, as the servers)."""
+    from facenet_tf.api import FaceNet
+
+    return FaceNet(str(tiny_model), threshold=1.0, identify_threshold=0.5)
+
+
+@pytest.fixture(scope="session")
 def photos(lfw_root, tmp_path_factory):
     """{person: [photo path, ...]} of a few LFW people (3 photos each), copied to a temporary folder."""
     from facenet_tf import paths
@@ -153,6 +161,7 @@ def server(tiny_model, tmp_path_factory):
     pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'facenet-tf[serve]')")
     workdir = tmp_path_factory.mktemp("server")
     process = serve_process(tiny_model, f"sqlite:///{workdir / 'gallery.db'}", workdir)
+    process.gallery = f"sqlite:///{workdir / 'gallery.db'}"
     try:
         yield process
     finally:

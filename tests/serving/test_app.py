@@ -28,13 +28,6 @@ with warnings.catch_warnings():  # starlette's notice that it will prefer httpx2
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def net(tiny_model):
-    from facenet_tf.api import FaceNet
-
-    return FaceNet(str(tiny_model), threshold=1.0, identify_threshold=0.5)
-
-
 def client_for(net, uri, access=Access(TOKEN), limits=Limits(), batching=Batching()):
     service = FaceService(net, open_store(uri), limits=limits, batching=batching)
     return TestClient(create_app(service, access)), service

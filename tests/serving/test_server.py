@@ -38,6 +38,28 @@ def test_concurrent_requests_share_model_calls(server, photos):
     assert items >= 24 and calls < items, f"{items} faces in {calls} model calls: no batch was formed"
 
 
+def test_two_processes_share_one_gallery_file(server, net, photos):
+    """What the server process enrols, a service in this process (its own connection to the same SQLite file)
+    finds at once, and the reverse."""
+    from facenet_tf.serving.service import FaceService
+    from facenet_tf.serving.store import open_store
+
+    colin, amelie = photos["Colin_Powell"], photos["Amelie_Mauresmo"]
+    enrolled = httpx.post(f"{server.url}/enrol", data={"name": "Colin shared"}, headers=AUTH,
+                          files={"image": colin[0].read_bytes()})
+    assert enrolled.status_code == 200, enrolled.text
+    here = FaceService(net, open_store(server.gallery))
+    try:
+        answer = here.identify([("probe.jpg", colin[0].read_bytes())])
+        assert answer["images"][0]["faces"][0]["name"] == "Colin shared"
+        here.enrol("Amelie shared", [("amelie.jpg", amelie[0].read_bytes())])
+    finally:
+        here.close()
+        here.store.close()
+    found = httpx.post(f"{server.url}/identify", files={"image": amelie[0].read_bytes()}).json()
+    assert found["images"][0]["faces"][0]["name"] == "Amelie shared"
+
+
 def test_kill_9_during_enrolments_then_restart(tiny_model, tmp_path, photos):
     """Clients enrol names (two photos each) while the server is killed with SIGKILL; after a restart on the same
     gallery every acknowledged name has both faces, and every other name has both or none."""
