@@ -43,20 +43,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="msceleb", help="model source (default: %(default)s)")
     parser.add_argument("--weights", default=None)
-    parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts (default: %(default)s)")
-    parser.add_argument("--requests", type=int, default=16, help="requests per client (default: %(default)s)")
-    parser.add_argument("--photos", type=int, default=64, help="LFW photos cycled through (default: %(default)s)")
+    parser.add_argument("--clients", default=None, help="comma-separated client counts (default: 1,8,32)")
+    parser.add_argument("--requests", type=int, default=None, help="requests per client (default: 16)")
+    parser.add_argument("--photos", type=int, default=None, help="LFW photos cycled through (default: 64)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call, both sides")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--detect-batch", type=int, default=8)
     parser.add_argument("--max-queue", type=int, default=64)
     parser.add_argument("--data-dir", default=None, help="LFW root (default: FACENET_TF_LFW_DIR or ../shared)")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny random model, clients 1 and 4, 3 requests each, 8 photos: checks it works")
+                        help="a tiny random model and (unless given) clients 1 and 4, 3 requests each, 8 photos: "
+                             "checks that it works in seconds")
     parser.add_argument("--output", default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.clients, args.requests, args.photos = "1,4", 3, 8
+    defaults = ("1,4", 3, 8) if args.quick else ("1,8,32", 16, 64)
+    for name, default in zip(("clients", "requests", "photos"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     args.client_counts = [int(n) for n in args.clients.split(",")]
     return args
 

@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from facenet_tf.serving.batching import Overloaded
 from facenet_tf.serving.service import FaceService, ServiceError
@@ -185,11 +186,14 @@ def create_app(service: FaceService, access: Access = Access()):
         if announced is not None and announced.isdigit() and int(announced) > limit:
             raise ServiceError(f"upload of {int(announced)} bytes; this server takes at most {limit} bytes", 413)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ServiceError(f"upload larger than {limit} bytes, the most this server takes", 413)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ServiceError(f"upload larger than {limit} bytes, the most this server takes", 413)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ServiceError("the client disconnected before the upload was complete") from None
         return b"".join(chunks)
 
     async def upload(request: Request, image_fields: tuple[str, ...]) -> _Upload:
