@@ -794,10 +794,15 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error).replace("max_", "--max-").replace("_", "-"), usage=True) from None
     net = _net(args)
+    for flag, given, measured in (("--threshold", args.threshold, net.threshold),
+                                  ("--identify-threshold", args.identify_threshold, net.identify_threshold)):
+        if given is None and measured is None:
+            raise CommandError(f"no {flag[2:]} is known for model {net.model_name}: pass {flag} (or --calibration "
+                               "from 'facenet-tf calibrate')", usage=True)
     try:
         serve(net, args.gallery, args.host, args.port, Access(token, args.read_token), limits, batching,
               args.threshold, args.identify_threshold, args.log_level)
-    except (StoreError, ServiceError) as error:
+    except (StoreError, ServiceError) as error:  # a gallery of another model, or not a gallery
         raise CommandError(f"--gallery: {error}") from None
     except StoreUnavailable as error:
         raise CommandError(f"--gallery: cannot reach the database: {error}") from None

@@ -110,14 +110,24 @@ def test_kill_9_during_enrolments_then_restart(tiny_model, tmp_path, photos):
     assert status == 0, second.tail()
 
 
-def test_serve_usage_errors_are_one_line(capsys, tmp_path):
+def test_serve_errors_are_one_line(capsys, tmp_path, tiny_model):
     from facenet_tf import cli
+    from facenet_tf.serving.store import open_store
 
-    cases = [(["serve", "--read-token", "--token", ""], "--read-token needs a token"),
-             (["serve", "--identify-threshold", "5"], "--identify-threshold is a squared distance"),
-             (["serve", "--max-side", "0"], "--max-side must be >= 1"),
-             (["serve", "--port", "70000"], "--port must be in [0, 65535]")]
-    for argv, message in cases:
-        assert cli.main(argv) == 2, argv
+    with open_store(f"sqlite:///{tmp_path / 'other.db'}") as store:
+        store.enrol("someone", [1.0] + [0.0] * 15, model="another_model")
+    model = ["--model", str(tiny_model)]
+    cases = [(["serve", "--read-token", "--token", ""], 2, "--read-token needs a token"),
+             (["serve", "--identify-threshold", "5"], 2, "--identify-threshold is a squared distance"),
+             (["serve", "--max-side", "0"], 2, "--max-side must be >= 1"),
+             (["serve", "--port", "70000"], 2, "--port must be in [0, 65535]"),
+             (["serve", *model, "--identify-threshold", "0.5"], 2,
+              f"no threshold is known for model {tiny_model}: pass --threshold"),
+             (["serve", *model, "--threshold", "1", "--identify-threshold", "0.5", "--gallery",
+               f"sqlite:///{tmp_path / 'other.db'}"], 1, "holds embeddings of model another_model, not"),
+             (["serve", *model, "--threshold", "1", "--identify-threshold", "0.5", "--gallery", "mysql://x"], 1,
+              "--gallery: gallery 'mysql://x' is not a gallery URI")]
+    for argv, status, message in cases:
+        assert cli.main(argv) == status, argv
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, error
