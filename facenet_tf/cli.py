@@ -319,8 +319,9 @@ def _net(args: argparse.Namespace):
     """The ``facenet_tf.api.FaceNet`` (model and detector) for the options (kept for the life of the process, so
     repeated calls of :func:`main` load it once)."""
     weights = args.weights if args.weights is not None else (DEFAULT_WEIGHTS if args.model == DEFAULT_MODEL else None)
+    frozen = args.command == "serve"  # a long-lived server: constant weights, faster small batches (more set-up)
     key = (args.model, weights, args.calibration, args.margin, args.min_confidence, args.min_face_size,
-           args.batch_size)
+           args.batch_size, frozen)
     if key not in _NETS:
         from facenet_tf import paths
         from facenet_tf.quiet import import_tensorflow_quietly
@@ -331,7 +332,7 @@ def _net(args: argparse.Namespace):
 
         try:
             _NETS[key] = FaceNet(args.model, weights, margin=args.margin, min_confidence=args.min_confidence,
-                                 min_face_size=args.min_face_size, batch_size=args.batch_size,
+                                 min_face_size=args.min_face_size, batch_size=args.batch_size, frozen=frozen,
                                  calibration=_calibration(args) if args.calibration else None)
         except NonFiniteEmbeddingError as error:
             raise CommandError(f"--model {args.model}: {error}") from None
