@@ -282,3 +282,27 @@ def test_database_restart_gives_503_then_recovers(net, postgres, photos):
     finally:
         service.close()
         service.store.close()
+
+
+def test_an_exported_saved_model_serves_the_same_embeddings(net, tiny_model, tmp_path, photos):
+    """The service runs a SavedModel export (loaded by the one model loader, threshold from its metadata) and
+    answers with the embeddings of the Keras model it was exported from."""
+    import keras
+
+    from facenet_tf.api import FaceNet
+    from facenet_tf.export.saved_model import export_saved_model
+
+    export = tmp_path / "exported"
+    export_saved_model(keras.models.load_model(tiny_model), export, threshold=0.75, check=False)
+    exported = FaceNet(str(export), identify_threshold=0.5)
+    assert exported.threshold == 0.75
+    client, service = client_for(exported, f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        photo = photos["Amelie_Mauresmo"][0]
+        served = client.post("/embed", files=files(photo)).json()["images"][0]["faces"][0]
+        [library] = net.embed(photo)
+        assert np.allclose(served["embedding"], library["embedding"], atol=1e-4)
+        assert client.get("/health").json()["thresholds"]["verify"] == 0.75
+    finally:
+        service.close()
+        service.store.close()
