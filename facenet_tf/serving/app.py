@@ -8,7 +8,7 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
     POST /identify   image(s)         every face: nearest people, name when within the identify threshold
     POST /enrol      name, image(s)   the largest face of each image, one transaction (token)
     POST /remove     name or id       (token)
-    GET  /list                        people, faces (ids, sources)
+    GET  /list                        people, faces (ids, sources; ``limit``/``offset`` pages)
     GET  /faces/{id}/thumbnail        the JPEG crop stored at enrolment
     GET  /                            a page: verify two photos, browse the gallery
 
@@ -41,7 +41,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from facenet_tf.serving.batching import Overloaded
-from facenet_tf.serving.service import FaceService, ServiceError
+from facenet_tf.serving.service import LIST_LIMIT, FaceService, ServiceError
 from facenet_tf.serving.settings import TOKEN_ENV, Access
 from facenet_tf.serving.store import StoreError, StoreUnavailable
 
@@ -316,10 +316,10 @@ def create_app(service: FaceService, access: Access = Access()):
         parsed = await upload(request, ())
         return await call(service.remove, parsed.text("name"), parsed.number("id", int))
 
-    @app.get("/list", summary="Enrolled people and faces")
-    async def list_faces(request: Request, name: str | None = None):
+    @app.get("/list", summary="Enrolled people (face counts) and faces, oldest first, a page at a time")
+    async def list_faces(request: Request, name: str | None = None, limit: int = LIST_LIMIT, offset: int = 0):
         authorise(request, write=False)
-        return await call(service.list, name)
+        return await call(service.list, name, limit, offset)
 
     @app.get("/faces/{face_id}/thumbnail", summary="The JPEG face crop stored at enrolment",
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})

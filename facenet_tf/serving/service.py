@@ -18,6 +18,7 @@ import dataclasses
 import io
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +34,8 @@ from facenet_tf.serving.store import FaceStore, StoreError, check_name
 #: Longer side of the image MTCNN looks at (the default of ``facenet_tf.recognition.find_faces``).
 DETECT_MAX_SIDE = 1280
 THUMBNAIL_SIDE = 96
+#: Face entries per ``list`` answer by default, and at most.
+LIST_LIMIT, MAX_LIST_LIMIT = 1000, 10000
 
 
 class ServiceError(ValueError):
@@ -121,11 +124,13 @@ class FaceService:
             max_batch=batching.max_batch, max_wait=batching.max_wait, max_queue=batching.max_queue,
             name="embedding")
         self._detector = _BatchedDetector(self.detect_batcher)
+        self._pool = ThreadPoolExecutor(limits.max_images, thread_name_prefix="images")
         self._pending = 0
         self.refused = 0
         self._pending_lock = threading.Lock()
 
     def close(self) -> None:
+        self._pool.shutdown()
         self.detect_batcher.close()
         self.embed_batcher.close()
 
@@ -197,8 +202,9 @@ class FaceService:
         if len(images) > self.limits.max_images:
             raise ServiceError(f"{len(images)} images in one request; this server takes at most "
                                f"{self.limits.max_images}")
-        decoded = [(label, self.decode(data, label)) for label, data in images]
-        found = [(label, self.find(image, which)) for label, image in decoded]
+        # the images of one request are decoded and detected side by side, so their MTCNN calls batch together
+        found = list(self._pool.map(lambda upload: (upload[0], self.find(self.decode(upload[1], upload[0]), which)),
+                                    images))
         self.embed_faces([face for _, faces in found for face in faces])
         return found
 
@@ -297,10 +303,14 @@ class FaceService:
             raise ServiceError(str(error), 404 if "is not in the gallery" in str(error) else 400) from None
         return {"removed": removed, **({"name": name} if name is not None else {"id": face_id})}
 
-    def list(self, name: str | None = None) -> dict[str, Any]:
+    def list(self, name: str | None = None, limit: int = LIST_LIMIT, offset: int = 0) -> dict[str, Any]:
+        """The people (face counts) and ``limit`` face entries after the first ``offset`` (of ``name`` only)."""
+        if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
+            raise ServiceError(f"limit: between 1 and {MAX_LIST_LIMIT}, offset >= 0; got {limit}, {offset}")
         info = self.store.info()
         return {"gallery": info["uri"], "model": info["model"], "faces": info["faces"], "people": self.store.people(),
-                "entries": [dataclasses.asdict(entry) for entry in self.store.faces(name)]}
+                "limit": limit, "offset": offset,
+                "entries": [dataclasses.asdict(entry) for entry in self.store.faces(name, limit, offset)]}
 
     def thumbnail(self, face_id: int) -> bytes:
         try:

@@ -194,14 +194,15 @@ class FaceStore:
             cursor.execute("SELECT name, COUNT(*) FROM faces GROUP BY name ORDER BY name")
             return {str(name): int(count) for name, count in cursor.fetchall()}
 
-    def faces(self, name: str | None = None) -> list[FaceEntry]:
-        """Every enrolled face (of ``name`` only, when given), oldest first."""
-        query = "SELECT id, name, source, created, thumbnail IS NOT NULL FROM faces"
+    def faces(self, name: str | None = None, limit: int | None = None, offset: int = 0) -> list[FaceEntry]:
+        """The enrolled faces (of ``name`` only, when given), oldest first: ``limit`` of them (all when None) after
+        the first ``offset``."""
+        where, parameters = ("", []) if name is None else (" WHERE name = ?", [name])
+        page = " LIMIT ? OFFSET ?" if limit is not None else ""
+        parameters += [int(limit), int(offset)] if limit is not None else []
         with self._transaction(write=False) as cursor:
-            if name is None:
-                cursor.execute(query + " ORDER BY id")
-            else:
-                cursor.execute(self._sql(query + " WHERE name = ? ORDER BY id"), (name,))
+            cursor.execute(self._sql("SELECT id, name, source, created, thumbnail IS NOT NULL FROM faces" + where
+                                     + " ORDER BY id" + page), parameters)
             return [FaceEntry(int(i), str(n), str(s), float(c), bool(t)) for i, n, s, c, t in cursor.fetchall()]
 
     def thumbnail(self, face_id: int) -> bytes | None:

@@ -248,6 +248,24 @@ def test_reads_can_require_the_token(net, tmp_path, photos):
             svc.store.close()
 
 
+def test_a_requests_images_are_detected_together_and_list_pages(net, tmp_path, photos):
+    client, service = client_for(net, f"sqlite:///{tmp_path / 'g.db'}", batching=Batching(max_wait=0.2))
+    try:
+        colin = photos["Colin_Powell"]
+        enrolled = client.post("/enrol", data={"name": "Colin"}, files=files(*colin), headers=AUTH)
+        assert enrolled.status_code == 200, enrolled.text
+        assert [e["image"] for e in enrolled.json()["enrolled"]] == [p.name for p in colin]  # in upload order
+        assert service.detect_batcher.stats()["batch_sizes"] == {3: 1}  # one MTCNN call for the three photos
+        assert service.embed_batcher.stats()["batch_sizes"] == {3: 1}
+        page = client.get("/list", params={"limit": 2, "offset": 1}).json()
+        assert (page["faces"], page["limit"], page["offset"]) == (3, 2, 1)
+        assert [e["source"] for e in page["entries"]] == [p.name for p in colin[1:]]
+        assert client.get("/list", params={"limit": 0}).status_code == 400
+    finally:
+        service.close()
+        service.store.close()
+
+
 def test_same_api_on_both_backends(net, store_uri, photos):
     client, service = client_for(net, store_uri)
     try:

@@ -34,6 +34,8 @@ def test_enrol_list_search_remove(store_uri):
         assert ids == sorted(ids) and len(set(ids)) == 6
         assert store.people() == {"ann": 2, "bob": 2, "cy": 2}
         assert [entry.source for entry in store.faces("bob")] == ["p2.jpg", "p3.jpg"]
+        assert [entry.id for entry in store.faces(limit=2, offset=3)] == ids[3:5]
+        assert [entry.source for entry in store.faces("cy", limit=5, offset=1)] == ["p5.jpg"]
         assert store.thumbnail(ids[0]) == b"jpeg-bytes" and store.thumbnail(ids[1]) is None
         info = store.info()
         assert (info["faces"], info["people"], info["model"], info["dimension"]) == (6, 3, "tiny", 8)
