@@ -324,3 +324,19 @@ def test_an_exported_saved_model_serves_the_same_embeddings(net, tiny_model, tmp
     finally:
         service.close()
         service.store.close()
+
+
+def test_openapi_documents_every_endpoint_and_both_upload_forms(api):
+    schema = api.get("/openapi.json").json()
+    assert set(schema["paths"]) == {"/health", "/embed", "/verify", "/identify", "/enrol", "/remove", "/list",
+                                    "/faces/{face_id}/thumbnail"}
+    for path in ("/embed", "/verify", "/identify", "/enrol"):
+        content = schema["paths"][path]["post"]["requestBody"]["content"]
+        assert set(content) == {"multipart/form-data", "application/json"}, path
+    verify = schema["paths"]["/verify"]["post"]["requestBody"]["content"]
+    assert verify["multipart/form-data"]["schema"]["properties"]["a"]["format"] == "binary"
+    assert verify["application/json"]["schema"]["properties"]["b"]["format"] == "byte"
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    page = api.get("/")
+    assert page.status_code == 200 and 'id="verify-form"' in page.text
