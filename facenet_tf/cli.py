@@ -718,20 +718,20 @@ def run_weights(args: argparse.Namespace) -> int:
 
 
 def _add_serving_commands(commands, common: argparse.ArgumentParser, output: argparse.ArgumentParser) -> None:
-    from facenet_tf.serving.settings import TOKEN_ENV, URI_HELP, Batching, Limits
+    from facenet_tf.serving.settings import TOKEN_ENV, URI_FORMS, URI_HELP, Batching, Limits
 
     limits, batching = Limits(), Batching()
     serve = commands.add_parser(
         "serve", parents=[common], help="an HTTP JSON API: embed, verify, identify, enrol, remove, list",
         description="Serve the model over HTTP (FastAPI on uvicorn): POST /embed, /verify, /identify, /enrol, "
                     "/remove; GET /list, /health; API docs at /docs, a web page at /. Faces of concurrent requests "
-                    "are embedded together (--batch-size faces per model call). The gallery is a database "
-                    f"(--gallery): {URI_HELP}.")
+                    "are embedded together (--batch-size faces per model call). Enrolled faces are kept in a "
+                    f"database named by --gallery: {URI_FORMS}.")
     serve.add_argument("--gallery", default="sqlite:///gallery.db", metavar="URI",
                        help="where enrolled faces are kept (default: %(default)s, created when new)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: %(default)s, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     serve.add_argument("--token", default=None,
                        help=f"bearer token that enrol and remove need (default: ${TOKEN_ENV}; without one the "
                             "gallery cannot be changed over HTTP)")
@@ -785,8 +785,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.identify_threshold is not None and not 0 < args.identify_threshold < 4:
         raise CommandError(f"--identify-threshold is a squared distance in (0, 4); got {args.identify_threshold}",
                            usage=True)
-    if not 0 <= args.port < 65536:
-        raise CommandError(f"--port must be in [0, 65535]; got {args.port}", usage=True)
+    if not 0 < args.port < 65536:
+        raise CommandError(f"--port must be in [1, 65535]; got {args.port}", usage=True)
     try:
         limits = Limits(int(args.max_upload_mb * 2 ** 20), args.max_side, args.max_pixels, args.max_images).check()
         batching = Batching(args.batch_size, args.max_wait_ms / 1000, args.detect_batch, args.max_queue)

@@ -7,8 +7,8 @@ import dataclasses
 
 #: Environment variable read for the token when ``--token`` is not given.
 TOKEN_ENV = "FACENET_TF_SERVE_TOKEN"
-URI_HELP = ("a gallery is a URI: sqlite:///relative/path.db, sqlite:////absolute/path.db or "
-            "postgresql://user@host:port/dbname")
+URI_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://user@host:port/dbname"
+URI_HELP = f"a gallery is a URI: {URI_FORMS}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -120,7 +120,7 @@ def test_serve_errors_are_one_line(capsys, tmp_path, tiny_model):
     cases = [(["serve", "--read-token", "--token", ""], 2, "--read-token needs a token"),
              (["serve", "--identify-threshold", "5"], 2, "--identify-threshold is a squared distance"),
              (["serve", "--max-side", "0"], 2, "--max-side must be >= 1"),
-             (["serve", "--port", "70000"], 2, "--port must be in [0, 65535]"),
+             (["serve", "--port", "0"], 2, "--port must be in [1, 65535]"),
              (["serve", *model, "--identify-threshold", "0.5"], 2,
               f"no threshold is known for model {tiny_model}: pass --threshold"),
              (["serve", *model, "--threshold", "1", "--identify-threshold", "0.5", "--gallery",
