@@ -112,7 +112,8 @@ def run():
 
 
 def cross_main(embedder, overrides, sets):
-    from facenet_tf.evaluation.lfw import evaluate_lfw_cross, write_results
+    from facenet_tf.evaluation.lfw import write_results
+    from facenet_tf.harmonic.cross_model import evaluate_lfw_cross
 
     other = load_model("--cross_model", F.cross_model, F.cross_weights)
     reports = evaluate_lfw_cross(embedder, other, pairs=F.pairs, root=F.data_dir, alignment=F.alignment,

@@ -13,7 +13,8 @@ the old model's space, fitted on the training identities, and scores the result 
   embedding of another photo does; the centroid target asks for exactly that.
 
 Every figure is the mean over 10 folds with thresholds from the other nine, as in the report. The ridge strength is
-relative: lambda * trace(X^T X) / d on standardised features.
+relative: lambda * trace(X^T X) / d on standardised features (``facenet_tf.harmonic.least_squares.fit_ridge``, the
+solve of ``--harmonic_solver=least_squares`` with that penalty).
 
     .venv/bin/python experiments/harmonic_probe.py --old=runs/nns2_lfw_view1 --exclude=view1_test \
         --pairs=view1_test_cv --output_dir=results/harmonic/probe
@@ -56,48 +57,6 @@ def define_flags():
                         "harmonic_report.py or export; --features must then end in its final projection (layer auto).")
 
 
-def targets_for(kind: str, old_vectors, identities):
-    """(N, d) regression targets: the old embeddings themselves, or their identity's normalised mean."""
-    import numpy as np
-
-    from facenet_tf.evaluation.embed import l2_normalize
-
-    if kind == "image":
-        return old_vectors
-    if kind == "centroid":
-        names, index = np.unique(np.asarray(identities), return_inverse=True)
-        sums = np.zeros((len(names), old_vectors.shape[1]), np.float64)
-        np.add.at(sums, index, old_vectors)
-        return l2_normalize(sums)[index].astype(np.float32)
-    raise ValueError(f"--targets: unknown target '{kind}' (expected image or centroid).")
-
-
-def fit_ridge(x, y, relative_lambda: float):
-    """Ridge regression of ``y`` on standardised ``x``, returned in ``x``'s own units: ``(kernel, bias)`` with
-    ``y ~ x @ kernel + bias`` (``project`` normalises)."""
-    import numpy as np
-
-    x = np.asarray(x, np.float64)
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    z = (x - mean) / std
-    y = np.asarray(y, np.float64)
-    y_mean = y.mean(0)
-    gram = z.T @ z
-    lam = relative_lambda * np.trace(gram) / gram.shape[0]
-    w = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), z.T @ (y - y_mean))
-    kernel = w / std[:, None]
-    return kernel, y_mean - mean @ kernel
-
-
-def project(features, kernel, bias):
-    """L2-normalised ``features @ kernel + bias`` (float32): the embedding a head set to ``(kernel, bias)`` gives."""
-    import numpy as np
-
-    from facenet_tf.evaluation.embed import l2_normalize
-
-    return l2_normalize(np.asarray(features, np.float64) @ kernel + bias).astype(np.float32)
-
-
 def _feature_embedder(spec: str):
     import keras
 
@@ -134,8 +93,11 @@ def main(argv):
     from facenet_tf import paths
     from facenet_tf.data.lfw import list_identities, load_pairs, training_identities
     from facenet_tf.evaluation.embed import load_embedder
-    from facenet_tf.evaluation.lfw import (ImageEmbeddings, embed_images, evaluate_cross_model, harmonic_diagnosis,
-                                           load_pair_sets, pair_images)
+    from facenet_tf.evaluation.lfw import load_pair_sets
+    from facenet_tf.harmonic.cross_model import (ImageEmbeddings, embed_images, evaluate_cross_model,
+                                                 harmonic_diagnosis, pair_images)
+    from facenet_tf.harmonic.least_squares import fit_ridge, project, targets_for
+    from facenet_tf.harmonic.models import set_head_linear
 
     old_sources, excludes = F.old.split("|"), F.exclude.split("|")
     groups = len(old_sources)
@@ -154,8 +116,6 @@ def main(argv):
     saved = []
 
     def save_model(kernel, bias, name):
-        from facenet_tf.train.harmonic import set_head_linear
-
         set_head_linear(network, kernel, bias)
         path = Path(F.save_dir) / f"{name}.keras"
         path.parent.mkdir(parents=True, exist_ok=True)

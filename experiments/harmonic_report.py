@@ -53,7 +53,7 @@ def _cached_embeddings(source, weights, images, alignment, subset_key):
 
     from facenet_tf import paths
     from facenet_tf.evaluation.embed import load_embedder
-    from facenet_tf.evaluation.lfw import ImageEmbeddings, embed_images
+    from facenet_tf.harmonic.cross_model import ImageEmbeddings, embed_images
 
     stamp = ""
     for candidate in (Path(source) / "embedding_model.keras", Path(source)):
@@ -82,7 +82,8 @@ def report_main():
     import json
     from pathlib import Path
 
-    from facenet_tf.evaluation.lfw import evaluate_cross_model, harmonic_diagnosis, load_pair_sets, pair_images
+    from facenet_tf.evaluation.lfw import load_pair_sets
+    from facenet_tf.harmonic.cross_model import evaluate_cross_model, harmonic_diagnosis, pair_images
     from facenet_tf.evaluation.plots import plot_roc
     from facenet_tf.evaluation.verification import paired_fold_difference
     from facenet_tf.models.source import split_source
@@ -189,14 +190,15 @@ def timing_main():
 
     from facenet_tf.data.pipeline import training_dataset
     from facenet_tf.data.sampling import BatchComposition
+    from facenet_tf.harmonic.models import load_old_model
+    from facenet_tf.harmonic.old_embeddings import precompute_old_embeddings
+    from facenet_tf.harmonic.training import build_harmonic_model, harmonic_training_dataset
     from facenet_tf.train import TrainConfig
-    from facenet_tf.train.harmonic import (build_harmonic_model, harmonic_training_dataset, load_old_model,
-                                           precompute_old_embeddings)
     from facenet_tf.train.loop import build_model, split_identities
 
-    base = TrainConfig.load(F.init_from)
-    base = dataclasses.replace(base, workdir=F.timing_workdir, harmonic_with=F.old, harmonic_weights=F.old_weights,
-                               lr_decay_steps=(), init_from=F.init_from)
+    base = TrainConfig.load(F.init_from).with_flags(workdir=F.timing_workdir, harmonic_with=F.old,
+                                                    harmonic_weights=F.old_weights, lr_decay_steps=(),
+                                                    init_from=F.init_from)
     index, _, _ = split_identities(base)
     composition = BatchComposition(base.identities_per_batch, base.faces_per_identity, base.extra_negatives)
 
@@ -214,7 +216,7 @@ def timing_main():
     rows = []
     for phase in ("embedding_layer", "all"):
         for mode in ("precomputed", "in_step"):
-            config = dataclasses.replace(base, harmonic_phase=phase, harmonic_old_embeddings=mode)
+            config = base.with_flags(harmonic_phase=phase, harmonic_old_embeddings=mode)
             model = build_harmonic_model(config)
             if mode == "precomputed":
                 dataset, _ = harmonic_training_dataset(config, index, composition,
@@ -225,7 +227,7 @@ def timing_main():
             seconds = time_steps(model, dataset)
             rows.append((phase, mode, seconds))
             print(phase, mode, f"{seconds:.3f} s/step", flush=True)
-    plain = build_model(dataclasses.replace(base, harmonic_with=None, init_from=None, harmonic_weights=None))
+    plain = build_model(dataclasses.replace(base, harmonic=None))
     dataset, _ = training_dataset(index, base.image_size, composition, base.seed, 0, base.crop_fraction, base.jitter,
                                   base.flip)
     rows.append(("(plain triplet, all)", "none", time_steps(plain, dataset)))

@@ -127,13 +127,14 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from facenet_tf.train import TrainConfig, TrainingDiverged, train
+    from facenet_tf.harmonic.training import train
+    from facenet_tf.train import TrainConfig, TrainingDiverged
     from facenet_tf.train.distribute import make_strategy
 
     try:
         apply_config(F.config, F.quick)
         keras.utils.set_random_seed(F.seed)
-        config = TrainConfig(
+        config = TrainConfig.from_flags(
             workdir=F.workdir, model=F.model, embedding_dim=F.embedding_dim,
             input_size=tuple(int(v) for v in F.input_size) if F.input_size else None, batch_norm=F.batch_norm,
             data_dir=F.data_dir, exclude_pairs=tuple(F.exclude_pairs), identities_per_batch=F.identities_per_batch,

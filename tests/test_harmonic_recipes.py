@@ -91,8 +91,10 @@ def _program(command):
 
 
 def _check_inline_code(code):
-    """`python -c` code: it compiles, its facenet_tf names exist, its TrainConfig keywords are train.py flags."""
+    """`python -c` code: it compiles, its facenet_tf names exist, its TrainConfig keywords are train.py flags;
+    returns the TrainConfig calls it checked."""
     tree = ast.parse(code)
+    calls = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "facenet_tf":
             path = ROOT.joinpath(*node.module.split("."))
@@ -100,9 +102,11 @@ def _check_inline_code(code):
             for alias in node.names:
                 pattern = rf"\b{alias.name}\b" if path.is_dir() else rf"^(def|class) {alias.name}\b"
                 assert re.search(pattern, source, re.M), f"{node.module} has no {alias.name}"
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TrainConfig":
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("TrainConfig", "TrainConfig.from_flags"):
             unknown = {k.arg for k in node.keywords} - TRAIN_FLAGS
             assert not unknown, f"TrainConfig keywords that are not train.py flags: {sorted(unknown)}"
+            calls.append(ast.unparse(node.func))
+    return calls
 
 
 def test_every_step_expands_to_commands():
@@ -206,3 +210,11 @@ def test_run_runs_in_order_from_the_root_and_stops_at_the_first_failure(monkeypa
     assert "--workdir=runs/v2A_adam_si1" in calls[0][0] and "--workdir=runs/v2B_adam_si1" in calls[1][0]
     assert all(cwd == ROOT and onednn == "1" for _, cwd, onednn in calls)
     assert "exit status 3" in capsys.readouterr().err
+
+
+def test_inline_code_keywords_are_checked():
+    """The warm-up code builds its config from train.py's flag names (TrainConfig.from_flags); a name that is no
+    flag is caught."""
+    assert _check_inline_code(recipes.WARM_VIEWS) == ["TrainConfig.from_flags"]
+    with pytest.raises(AssertionError, match="harmonic_nope"):
+        _check_inline_code("from facenet_tf.train import TrainConfig\nTrainConfig.from_flags(harmonic_nope=1)\n")

@@ -12,8 +12,8 @@ PACKAGE = REPO_ROOT / "facenet_tf"
 LAYERS = {
     "paths": 0, "atomic": 0, "quiet": 0,
     "data": 1, "align": 2, "models": 3, "losses": 4, "portable": 4, "train": 5,
-    "recognition": 6, "evaluation": 7, "export": 8,
-    "api": 9, "serving": 9, "cli": 10,
+    "recognition": 6, "evaluation": 7, "harmonic": 8, "export": 9,
+    "api": 10, "serving": 10, "cli": 11,
 }
 
 
@@ -99,3 +99,13 @@ def test_the_checks_can_fail():
     tree = ast.parse("def f():\n    from facenet_tf.train import loop\n")
     assert imports(tree, {"facenet_tf.train.loop"}) == {"facenet_tf.train.loop"}
     assert collections.Counter(part(m) for m in graph())["cli"] == 1
+
+
+def test_training_and_evaluation_know_nothing_of_harmonic():
+    """``facenet_tf.train.loop.train`` runs harmonic training through a hook; evaluation never reaches up to the
+    cross-model code: harmonic sits above both."""
+    assert LAYERS["harmonic"] > max(LAYERS["train"], LAYERS["evaluation"])
+    edges = graph()
+    assert "facenet_tf.train.loop" in edges["facenet_tf.harmonic.training"]
+    assert not {t for m, targets in edges.items() if part(m) in ("train", "evaluation") for t in targets
+                if part(t) == "harmonic"}

@@ -1,8 +1,10 @@
 """``TrainConfig``: every setting of a training run, frozen, validated once, written as JSON into the workdir.
 
-Flags -> ``TrainConfig`` -> ``facenet_tf.train.loop.train`` (configuration flows one way). Defaults are the
-paper's where it gives one (AdaGrad, learning rate 0.05, margin 0.2, 128-D, semi-hard mining, ~40 faces per
-identity); ``batch_norm=True`` is ours (the paper's networks predate batch norm; it makes short runs from
+Flags -> ``TrainConfig`` (``TrainConfig.from_flags``) -> ``facenet_tf.train.loop.train`` (configuration flows one
+way). The harmonic settings are one nested ``HarmonicConfig`` (None: plain training), which ``facenet_tf.harmonic``
+acts on through ``loop.train``'s hook; a flat ``config.json`` of earlier versions (``harmonic_*`` keys) still reads.
+Defaults are the paper's where it gives one (AdaGrad, learning rate 0.05, margin 0.2, 128-D, semi-hard mining, ~40
+faces per identity); ``batch_norm=True`` is ours (the paper's networks predate batch norm; it makes short runs from
 scratch train reliably).
 """
 
@@ -26,6 +28,112 @@ HARMONIC_CANDIDATES = ("both", "old", "other")
 HARMONIC_ANCHORS = ("new", "both")
 HARMONIC_SOLVERS = ("triplet", "least_squares")
 FIT_ALIGNMENTS = ("center", "detect", "landmarks")  # facenet_tf.align modes
+
+
+def _fail(flag, expected, value):
+    raise ValueError(f"--{flag}: expected {expected}, got {value!r}.")
+
+
+def _check_finite(config) -> None:
+    """Every float field of a config dataclass is finite (inf and nan pass range checks that compare with >=)."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.type == "float" and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            _fail(flag_of(field.name) if isinstance(config, HarmonicConfig) else field.name, "a finite number",
+                  value)
+
+
+@dataclasses.dataclass(frozen=True)
+class HarmonicConfig:
+    """The harmonic settings of a run (paper appendix; ``facenet_tf.harmonic``): a new model trained against the
+    fixed ``old_model``. Each field is a flag of experiments/train.py (``flag_of``: ``old_model`` is
+    ``--harmonic_with``, ``init_from`` / ``init_weights`` keep their names, the rest are ``--harmonic_<field>``)."""
+
+    old_model: str                       # zoo name (+ old_weights) or training workdir / .keras
+    old_weights: str | None = None       # for a zoo name: e.g. 'msceleb'
+    phase: str = "all"                   # embedding_layer: only the final projection trains; all: whole network
+    old_embeddings: str = "precomputed"  # precomputed once per image (centre crop) | in_step
+    candidates: str = "both"             # positives/negatives: both sets | old only | the other model's
+    anchors: str = "new"                 # anchors: the new model's rows | both models' rows
+    same_image_weight: float = 0.0       # + w * mean D(new_i, old_i) (ours, not the paper's; 0: off)
+    solver: str = "triplet"              # phase 1: the harmonic loss | least_squares (ours: closed form,
+    ridge: float = 0.3                   # then `steps` of the harmonic loss, 0 allowed); its ridge strength
+    fit_alignment: str | None = None     # fit (solve and steps) on crops aligned like evaluation's (None: centre)
+    views: int = 1                       # > 1: fixed augmented views per image, each with its exact old embedding
+    init_from: str | None = None         # model initialising this run: workdir | .keras | zoo
+    init_weights: str | None = None      # for a zoo init_from: e.g. 'msceleb'
+
+    def __post_init__(self):
+        fail = lambda field, expected: _fail(flag_of(field), expected, getattr(self, field))  # noqa: E731
+        if not (isinstance(self.old_model, str) and self.old_model):
+            fail("old_model", "a model (zoo name, training workdir or .keras file)")
+        _check_finite(self)
+        if self.solver not in HARMONIC_SOLVERS:
+            fail("solver", f"one of {HARMONIC_SOLVERS}")
+        if self.solver == "least_squares":
+            if self.phase != "embedding_layer":
+                fail("solver", "'triplet' unless --harmonic_with is set and --harmonic_phase=embedding_layer "
+                     "(least squares solves the final projection only)")
+            if self.old_embeddings != "precomputed":
+                fail("old_embeddings", "precomputed with --harmonic_solver=least_squares")
+        if self.fit_alignment is not None:
+            if self.fit_alignment not in FIT_ALIGNMENTS:
+                fail("fit_alignment", f"one of {FIT_ALIGNMENTS} or unset")
+            if self.old_embeddings != "precomputed":
+                fail("fit_alignment", "to be used with --harmonic_with and precomputed old embeddings")
+        if not (isinstance(self.views, int) and self.views >= 1):
+            fail("views", "an integer >= 1")
+        if self.views > 1 and (self.fit_alignment is None or self.solver != "triplet"):
+            fail("views", "1 unless --harmonic_fit_alignment is set and --harmonic_solver=triplet (the views are of "
+                 "the aligned crops, for training steps)")
+        if not self.ridge >= 0:
+            fail("ridge", "a number >= 0")
+        if self.phase not in HARMONIC_PHASES:
+            fail("phase", f"one of {HARMONIC_PHASES}")
+        if self.candidates not in HARMONIC_CANDIDATES:
+            fail("candidates", f"one of {HARMONIC_CANDIDATES}")
+        if self.anchors not in HARMONIC_ANCHORS:
+            fail("anchors", f"one of {HARMONIC_ANCHORS}")
+        if not self.same_image_weight >= 0:
+            fail("same_image_weight", "a number >= 0")
+        if self.anchors == "both" and self.candidates == "old":
+            fail("candidates", "'other' or 'both' with --harmonic_anchors=both (old anchors with old positives and "
+                 "negatives carry no gradient)")
+        if self.old_embeddings not in HARMONIC_OLD_EMBEDDINGS:
+            fail("old_embeddings", f"one of {HARMONIC_OLD_EMBEDDINGS}")
+        if self.init_weights is not None and self.init_from is None:
+            fail("init_weights", "to be used with --init_from (a zoo model name)")
+        if self.phase == "embedding_layer" and self.init_from is None:
+            fail("init_from", "the workdir of an independently trained new model with --harmonic_phase=embedding_layer")
+
+    @classmethod
+    def from_flags(cls, values: dict) -> "HarmonicConfig | None":
+        """The harmonic settings of flag-named ``values`` (``harmonic_with``, ``harmonic_phase``, ..., ``init_from``,
+        ``init_weights``; absent ones take their defaults): None without ``harmonic_with``, where every other of
+        them must keep its default (``harmonic_weights`` alone is ignored: it only qualifies ``harmonic_with``)."""
+        fields = {name: values[flag] for name, flag in HARMONIC_FLAGS.items() if flag in values}
+        if fields.get("old_model") is not None:
+            return cls(**fields)
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for name in ("init_weights", "init_from", "phase", "same_image_weight", "anchors", "candidates", "solver",
+                     "fit_alignment", "views", "ridge", "old_embeddings"):
+            if name in fields and fields[name] != defaults[name]:
+                if name == "init_weights" and fields.get("init_from") is None:
+                    _fail("init_weights", "to be used with --init_from (a zoo model name)", fields[name])
+                _fail(flag_of(name), "to be used with --harmonic_with", fields[name])
+        return None
+
+
+#: HarmonicConfig field -> the experiments/train.py flag (and the key of a flat config.json written before the
+#: settings were nested) that sets it.
+HARMONIC_FLAGS = {f.name: {"old_model": "harmonic_with", "old_weights": "harmonic_weights", "init_from": "init_from",
+                           "init_weights": "init_weights"}.get(f.name, f"harmonic_{f.name}")
+                  for f in dataclasses.fields(HarmonicConfig)}
+
+
+def flag_of(field: str) -> str:
+    """The flag of a ``HarmonicConfig`` field (``old_model`` -> ``harmonic_with``)."""
+    return HARMONIC_FLAGS[field]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,30 +166,16 @@ class TrainConfig:
     validation_steps: int = 2
     seed: int = 0
     mixed_precision: bool = False              # keras mixed_float16: float16 compute, float32 variables and loss
-    # Harmonic embeddings (paper appendix; facenet_tf/train/harmonic.py). None: plain triplet training.
-    harmonic_with: str | None = None           # old model: zoo name (+ harmonic_weights) or training workdir
-    harmonic_weights: str | None = None        # for a zoo name: e.g. 'msceleb'
-    harmonic_phase: str = "all"                # embedding_layer: only the final Dense trains; all: whole network
-    harmonic_old_embeddings: str = "precomputed"  # precomputed once per image (centre crop) | in_step
-    harmonic_candidates: str = "both"          # positives/negatives: both sets | old only | the other model's
-    harmonic_anchors: str = "new"              # anchors: the new model's rows | both models' rows
-    harmonic_same_image_weight: float = 0.0    # + w * mean D(new_i, old_i) (ours, not the paper's; 0: off)
-    harmonic_solver: str = "triplet"           # phase 1: the harmonic loss | least_squares (ours: closed form,
-    harmonic_ridge: float = 0.3                # then `steps` of the harmonic loss, 0 allowed); its ridge strength
-    harmonic_fit_alignment: str | None = None  # fit (solve and steps) on crops aligned like evaluation's (None: centre)
-    harmonic_views: int = 1                    # > 1: fixed augmented views per image, each with its exact old embedding
-    init_from: str | None = None               # model initialising this run (harmonic only): workdir | .keras | zoo
-    init_weights: str | None = None            # for a zoo init_from: e.g. 'msceleb'
+    # Harmonic embeddings (paper appendix; facenet_tf/harmonic/). None: plain triplet training.
+    harmonic: HarmonicConfig | None = None
 
     def __post_init__(self):
-        def fail(flag, expected, value):
-            raise ValueError(f"--{flag}: expected {expected}, got {value!r}.")
-
+        fail = _fail
         get_spec(self.model)
-        for field in dataclasses.fields(self):  # inf and nan pass the range checks below that compare with >=
-            value = getattr(self, field.name)
-            if field.type == "float" and not (isinstance(value, (int, float)) and math.isfinite(value)):
-                fail(field.name, "a finite number", value)
+        _check_finite(self)
+        harmonic = self.harmonic
+        if harmonic is not None and not isinstance(harmonic, HarmonicConfig):
+            fail("harmonic_with", "a HarmonicConfig (facenet_tf.train.config)", harmonic)
         if self.strategy not in STRATEGIES:
             fail("strategy", f"one of {STRATEGIES}", self.strategy)
         if self.fallback not in FALLBACKS:
@@ -90,29 +184,8 @@ class TrainConfig:
             fail("reduction", f"one of {REDUCTIONS}", self.reduction)
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"one of {OPTIMIZERS}", self.optimizer)
-        if self.harmonic_solver not in HARMONIC_SOLVERS:
-            fail("harmonic_solver", f"one of {HARMONIC_SOLVERS}", self.harmonic_solver)
-        if self.harmonic_solver == "least_squares":
-            if self.harmonic_with is None or self.harmonic_phase != "embedding_layer":
-                fail("harmonic_solver", "'triplet' unless --harmonic_with is set and --harmonic_phase=embedding_layer "
-                     "(least squares solves the final projection only)", self.harmonic_solver)
-            if self.harmonic_old_embeddings != "precomputed":
-                fail("harmonic_old_embeddings", "precomputed with --harmonic_solver=least_squares",
-                     self.harmonic_old_embeddings)
-        if self.harmonic_fit_alignment is not None:
-            if self.harmonic_fit_alignment not in FIT_ALIGNMENTS:
-                fail("harmonic_fit_alignment", f"one of {FIT_ALIGNMENTS} or unset", self.harmonic_fit_alignment)
-            if self.harmonic_with is None or self.harmonic_old_embeddings != "precomputed":
-                fail("harmonic_fit_alignment", "to be used with --harmonic_with and precomputed old embeddings",
-                     self.harmonic_fit_alignment)
-        if not (isinstance(self.harmonic_views, int) and self.harmonic_views >= 1):
-            fail("harmonic_views", "an integer >= 1", self.harmonic_views)
-        if self.harmonic_views > 1 and (self.harmonic_fit_alignment is None or self.harmonic_solver != "triplet"):
-            fail("harmonic_views", "1 unless --harmonic_fit_alignment is set and --harmonic_solver=triplet (the views "
-                 "are of the aligned crops, for training steps)", self.harmonic_views)
-        if not self.harmonic_ridge >= 0:
-            fail("harmonic_ridge", "a number >= 0", self.harmonic_ridge)
-        if self.steps < (0 if self.harmonic_solver == "least_squares" else 1):
+        least_squares = harmonic is not None and harmonic.solver == "least_squares"
+        if self.steps < (0 if least_squares else 1):
             fail("steps", "a positive integer (0 only with --harmonic_solver=least_squares)", self.steps)
         if self.validation_identities < 0 or self.validation_identities == 1:
             fail("validation_identities", "0 (none) or at least 2 (a validation batch needs two identities)",
@@ -139,50 +212,44 @@ class TrainConfig:
             fail("jitter", "a fraction in [0, 0.5]", self.jitter)
         if self.input_size is not None and len(self.input_size) != 2:
             fail("input_size", "height,width", self.input_size)
-        if self.harmonic_phase not in HARMONIC_PHASES:
-            fail("harmonic_phase", f"one of {HARMONIC_PHASES}", self.harmonic_phase)
-        if self.harmonic_candidates not in HARMONIC_CANDIDATES:
-            fail("harmonic_candidates", f"one of {HARMONIC_CANDIDATES}", self.harmonic_candidates)
-        if self.harmonic_anchors not in HARMONIC_ANCHORS:
-            fail("harmonic_anchors", f"one of {HARMONIC_ANCHORS}", self.harmonic_anchors)
-        if not self.harmonic_same_image_weight >= 0:
-            fail("harmonic_same_image_weight", "a number >= 0", self.harmonic_same_image_weight)
-        if self.harmonic_anchors == "both" and self.harmonic_candidates == "old":
-            fail("harmonic_candidates", "'other' or 'both' with --harmonic_anchors=both (old anchors with old "
-                 "positives and negatives carry no gradient)", self.harmonic_candidates)
-        if self.harmonic_old_embeddings not in HARMONIC_OLD_EMBEDDINGS:
-            fail("harmonic_old_embeddings", f"one of {HARMONIC_OLD_EMBEDDINGS}", self.harmonic_old_embeddings)
         if is_tfrecord_dir(self.data_dir):
             if self.validation_identities:
                 fail("validation_identities", "0 with a TFRecord --data_dir (validation batches need an image tree)",
                      self.validation_identities)
-            if self.harmonic_with is not None and self.harmonic_old_embeddings == "precomputed":
+            if harmonic is not None and harmonic.old_embeddings == "precomputed":
                 fail("harmonic_old_embeddings", "in_step with a TFRecord --data_dir (precomputed old embeddings are "
-                     "indexed by the files of an image tree)", self.harmonic_old_embeddings)
-        if self.harmonic_with is None:
-            if self.harmonic_candidates != "both":
-                fail("harmonic_candidates", "to be used with --harmonic_with", self.harmonic_candidates)
-            if self.harmonic_anchors != "new":
-                fail("harmonic_anchors", "to be used with --harmonic_with", self.harmonic_anchors)
-            if self.harmonic_same_image_weight:
-                fail("harmonic_same_image_weight", "to be used with --harmonic_with", self.harmonic_same_image_weight)
-            if self.init_from is not None:
-                fail("init_from", "to be used with --harmonic_with", self.init_from)
-            if self.harmonic_phase != "all":
-                fail("harmonic_phase", "'all' (the default) without --harmonic_with", self.harmonic_phase)
-        if self.mixed_precision and self.harmonic_with is not None:
-            fail("mixed_precision", "off with --harmonic_with (the old and initial models are loaded float32)",
-                 self.mixed_precision)
-        if self.init_weights is not None and self.init_from is None:
-            fail("init_weights", "to be used with --init_from (a zoo model name)", self.init_weights)
-        if self.harmonic_with is not None:
-            if self.harmonic_phase == "embedding_layer" and self.init_from is None:
-                fail("init_from", "the workdir of an independently trained new model with "
-                     "--harmonic_phase=embedding_layer", self.init_from)
+                     "indexed by the files of an image tree)", harmonic.old_embeddings)
+        if harmonic is not None:
+            if self.mixed_precision:
+                fail("mixed_precision", "off with --harmonic_with (the old and initial models are loaded float32)",
+                     self.mixed_precision)
             if self.strategy == "batch_all":
                 fail("strategy", "semi_hard, hardest or random_violating with --harmonic_with", self.strategy)
             if self.validation_identities:
                 fail("validation_identities", "0 with --harmonic_with", self.validation_identities)
+
+    @classmethod
+    def from_flags(cls, **values) -> "TrainConfig":
+        """The config of experiments/train.py's flag values: every ``TrainConfig`` field by its name, the harmonic
+        settings flat, by their flags (``harmonic_with``, ``harmonic_phase``, ..., ``init_from``, ``init_weights``;
+        ``HarmonicConfig.from_flags``). Also reads the flat ``config.json`` of workdirs written before the harmonic
+        settings were nested."""
+        flat = set(HARMONIC_FLAGS.values())
+        harmonic = HarmonicConfig.from_flags({k: v for k, v in values.items() if k in flat})
+        return cls(**{k: v for k, v in values.items() if k not in flat}, harmonic=harmonic)
+
+    def flags(self) -> dict:
+        """The flag values of this config (the inverse of ``from_flags``): the harmonic settings flat, their
+        defaults without ``harmonic``."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "harmonic"}
+        defaults = {f.name: None if f.default is dataclasses.MISSING else f.default
+                    for f in dataclasses.fields(HarmonicConfig)}
+        harmonic = defaults if self.harmonic is None else dataclasses.asdict(self.harmonic)
+        return {**values, **{HARMONIC_FLAGS[name]: value for name, value in harmonic.items()}}
+
+    def with_flags(self, **changes) -> "TrainConfig":
+        """This config with some flag values changed (``from_flags`` names), checked again."""
+        return TrainConfig.from_flags(**{**self.flags(), **changes})
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -199,7 +266,10 @@ class TrainConfig:
         for key in ("input_size", "exclude_pairs", "lr_decay_steps"):
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
-        return cls(**raw)
+        if "harmonic" not in raw:  # written before the harmonic settings were nested: flat harmonic_* keys
+            return cls.from_flags(**raw)
+        harmonic = raw.pop("harmonic")
+        return cls(**raw, harmonic=None if harmonic is None else HarmonicConfig(**harmonic))
 
     @classmethod
     def load(cls, workdir: str | Path) -> "TrainConfig":

@@ -25,6 +25,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -48,6 +49,24 @@ logger = logging.getLogger(__name__)
 
 EMBEDDING_MODEL_FILE = FINAL_MODEL  # the workdir layout is owned by facenet_tf.models.source
 CHECKPOINT_DIR = CHECKPOINTS_DIR
+
+
+class TrainingHook(Protocol):
+    """What a variant of training adds to ``train``, which itself knows only plain triplet training (and never
+    imports a variant): ``facenet_tf.harmonic.training.HarmonicHook`` is the one there is."""
+
+    def build_model(self, config: TrainConfig) -> TripletModel:
+        """The compiled, built model of ``config`` (in place of ``build_model``)."""
+
+    def training_dataset(self, config: TrainConfig, index: ImageIndex, composition: BatchComposition,
+                         start_step: int) -> tuple[tf.data.Dataset, Any] | None:
+        """``(dataset, loader)`` from an image tree, starting at ``start_step``; None: the plain
+        ``facenet_tf.data.pipeline.training_dataset``."""
+
+    def before_fit(self, model: TripletModel, config: TrainConfig, index: ImageIndex | None,
+                   start_step: int) -> dict:
+        """Work on the built (or restored) model before the first step of this call, e.g. a closed-form solve;
+        returns entries for the summary."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -147,10 +166,6 @@ def build_model(config: TrainConfig) -> TripletModel:
     """The compiled, built triplet model of ``config``. ``mixed_precision``: its layers compute in float16 (the
     embeddings stay float32: ``L2Normalize`` computes in float32) and ``compile`` wraps the optimizer in a
     ``LossScaleOptimizer`` (``auto_scale_loss``: the model's policy is mixed_float16)."""
-    if config.harmonic_with is not None:  # harmonic embeddings: the new model trained against a fixed old one
-        from facenet_tf.train.harmonic import build_harmonic_model
-
-        return build_harmonic_model(config)
     h, w = config.image_size
     with dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
         embedding = create_model(config.model, embedding_dim=config.embedding_dim, input_shape=(h, w, 3),
@@ -270,18 +285,23 @@ class ThroughputAndCheckpoint(keras.callbacks.Callback):
 def _check_resume_config(workdir: Path, config: TrainConfig) -> None:
     path = workdir / WORKDIR_CONFIG
     if path.is_file():
-        previous = TrainConfig.from_json(path.read_text())
-        changed = {k: (getattr(previous, k), v) for k, v in dataclasses.asdict(config).items()
-                   if k not in ("steps", "workdir") and getattr(previous, k) != getattr(config, k)
-                   and not (isinstance(v, list) and tuple(v) == getattr(previous, k))}
+        before, now = TrainConfig.from_json(path.read_text()).flags(), config.flags()
+        changed = {k: (before[k], v) for k, v in now.items() if k not in ("steps", "workdir") and before[k] != v
+                   and not (isinstance(v, list) and tuple(v) == before[k])}
         if changed:
             details = ", ".join(f"--{k}: was {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(f"'{workdir}' holds a run with other settings ({details}). Use a new --workdir, or the "
                              "same flags to resume (only --steps may change).")
 
 
-def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1) -> dict:
-    """Trains (or resumes) the run described by ``config``; returns a summary dict (also ``summary.json``)."""
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1,
+          hook: TrainingHook | None = None) -> dict:
+    """Trains (or resumes) the run described by ``config``; returns a summary dict (also ``summary.json``).
+    ``hook`` builds the model, the image-tree dataset and any work before the first step of a variant of training
+    (``TrainingHook``); a harmonic ``config`` needs it (``facenet_tf.harmonic.training.train`` passes it)."""
+    if config.harmonic is not None and hook is None:
+        raise ValueError("--harmonic_with: harmonic training runs through facenet_tf.harmonic.training.train "
+                         "(loop.train alone trains plain triplet runs).")
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     workdir = Path(config.workdir)
@@ -303,7 +323,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         raise ValueError(f"The batch size {composition.batch_size} (P*K+R) must divide evenly over {replicas} "
                          "replicas.")
     with strategy.scope():
-        model = build_model(config)
+        model = build_model(config) if hook is None else hook.build_model(config)
 
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, str(workdir / CHECKPOINT_DIR), config.keep_checkpoints)
@@ -321,13 +341,10 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
             dataset = tfrecord_training_dataset(config.data_dir, config.image_size, composition, config.seed, start,
                                                 config.crop_fraction, config.jitter, config.flip, excluded)
             loader = None
-        elif config.harmonic_with is not None and config.harmonic_old_embeddings == "precomputed":
-            from facenet_tf.train.harmonic import harmonic_training_dataset
-
-            dataset, loader = harmonic_training_dataset(config, train_index, composition, start)
         else:
-            dataset, loader = training_dataset(train_index, config.image_size, composition, config.seed, start,
-                                               config.crop_fraction, config.jitter, config.flip)
+            made = None if hook is None else hook.training_dataset(config, train_index, composition, start)
+            dataset, loader = made or training_dataset(train_index, config.image_size, composition, config.seed,
+                                                       start, config.crop_fraction, config.jitter, config.flip)
         validation = None
         if validation_index is not None:
             validation, _ = training_dataset(validation_index, config.image_size,
@@ -337,12 +354,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     write_text_atomically(workdir / WORKDIR_CONFIG, config.to_json())
 
     summary = {"data": data_info, "start_step": start, "workdir": str(workdir)}
-    if config.harmonic_solver == "least_squares" and start == 0:  # phase 1 in closed form, before any step
-        from facenet_tf.train.harmonic import solve_head_least_squares
-
-        t0 = time.perf_counter()
-        summary["least_squares"] = solve_head_least_squares(model.embedding_model, config, train_index)
-        summary["least_squares"]["seconds"] = round(time.perf_counter() - t0, 1)
+    if hook is not None:
+        summary.update(hook.before_fit(model, config, train_index, start))
     if start < config.steps:
         callbacks = [DivergenceCheck(manager), ThroughputAndCheckpoint(manager, composition.batch_size, loader)]
         if chief:

@@ -1,11 +1,15 @@
 """TrainConfig: valid plain settings are accepted (and survive config.json), invalid ones are refused naming the
-flag, non-finite numbers included."""
+flag, non-finite numbers included; the harmonic settings are one nested HarmonicConfig, set from the flat flags, and
+the flat config.json of earlier workdirs reads back equal."""
 
+import dataclasses
+import json
 import math
 
 import pytest
 
 from facenet_tf.train import TrainConfig
+from facenet_tf.train.config import HARMONIC_FLAGS, HarmonicConfig
 
 
 @pytest.mark.parametrize("kw", [
@@ -29,7 +33,7 @@ def test_valid_plain_settings_are_accepted(tmp_path, kw):
 def test_non_finite_numbers_are_refused(tmp_path, flag, value):
     harmonic = dict(harmonic_with="x") if flag.startswith("harmonic") else {}
     with pytest.raises(ValueError, match=f"--{flag}: expected a finite number"):
-        TrainConfig(workdir=str(tmp_path), **harmonic, **{flag: value})
+        TrainConfig.from_flags(workdir=str(tmp_path), **harmonic, **{flag: value})
 
 
 @pytest.mark.parametrize("kw,flag", [
@@ -44,4 +48,67 @@ def test_non_finite_numbers_are_refused(tmp_path, flag, value):
 ])
 def test_bad_settings_name_the_flag(tmp_path, kw, flag):
     with pytest.raises(ValueError, match=flag):
-        TrainConfig(workdir=str(tmp_path), **kw)
+        TrainConfig.from_flags(workdir=str(tmp_path), **kw)
+
+
+HARMONIC = dict(harmonic_with="runs/old", harmonic_weights=None, harmonic_phase="embedding_layer",
+                harmonic_old_embeddings="precomputed", harmonic_candidates="old", harmonic_anchors="new",
+                harmonic_same_image_weight=1.5, harmonic_solver="least_squares", harmonic_ridge=0.01,
+                harmonic_fit_alignment="detect", harmonic_views=1, init_from="inception_resnet_v1",
+                init_weights="msceleb")
+
+
+def _flat_json(config: TrainConfig) -> str:
+    """config.json as written before the harmonic settings were nested: every flag at the top level."""
+    return json.dumps(config.flags(), indent=2, sort_keys=True)
+
+
+def test_flags_set_one_nested_harmonic_config_and_read_back():
+    config = TrainConfig.from_flags(workdir="w", steps=0, **HARMONIC)
+    assert config.harmonic == HarmonicConfig(
+        old_model="runs/old", phase="embedding_layer", candidates="old", same_image_weight=1.5,
+        solver="least_squares", ridge=0.01, fit_alignment="detect", init_from="inception_resnet_v1",
+        init_weights="msceleb")
+    assert set(HARMONIC) == set(HARMONIC_FLAGS.values())  # one flag per field, every field a flag
+    assert {k: config.flags()[k] for k in HARMONIC} == HARMONIC
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert json.loads(config.to_json())["harmonic"]["old_model"] == "runs/old"
+    assert not any(key.startswith("harmonic_") for key in json.loads(config.to_json()))
+    changed = config.with_flags(harmonic_ridge=0.5, steps=10, checkpoint_every=10)
+    assert changed.harmonic == dataclasses.replace(config.harmonic, ridge=0.5) and changed.steps == 10
+    plain = TrainConfig.from_flags(workdir="w", **{k: None for k in ("harmonic_with", "init_from", "init_weights")})
+    assert plain.harmonic is None and plain == TrainConfig(workdir="w")
+    assert json.loads(plain.to_json())["harmonic"] is None
+
+
+@pytest.mark.parametrize("flags", [dict(steps=0, **HARMONIC), dict(), dict(harmonic_with="inception_resnet_v1",
+                                                                         harmonic_weights="msceleb")])
+def test_flat_config_json_of_earlier_workdirs_reads_back_equal(flags):
+    config = TrainConfig.from_flags(workdir="w", **flags)
+    flat = _flat_json(config)
+    assert "harmonic" not in json.loads(flat) and "harmonic_with" in json.loads(flat)
+    assert TrainConfig.from_json(flat) == config
+    # A config.json of an older version lacks the flags added since: their defaults apply.
+    later = {"harmonic_views": 1, "harmonic_fit_alignment": None, "harmonic_ridge": 0.3}
+    raw = {k: v for k, v in json.loads(flat).items() if later.get(k, "absent") != v}
+    assert len(raw) < len(json.loads(flat)) and TrainConfig.from_json(json.dumps(raw)) == config
+
+
+@pytest.mark.parametrize("flag,value", [("harmonic_candidates", "old"), ("harmonic_anchors", "both"),
+                                        ("harmonic_same_image_weight", 1.0), ("harmonic_solver", "least_squares"),
+                                        ("harmonic_ridge", 0.5), ("harmonic_old_embeddings", "in_step"),
+                                        ("harmonic_fit_alignment", "detect"), ("harmonic_views", 2),
+                                        ("harmonic_phase", "all_layers"), ("init_from", "x")])
+def test_harmonic_flags_without_harmonic_with_are_refused(flag, value):
+    with pytest.raises(ValueError, match=f"--{flag}: expected to be used with --harmonic_with"):
+        TrainConfig.from_flags(workdir="w", **{flag: value})
+
+
+def test_a_harmonic_config_is_checked_where_it_is_built():
+    with pytest.raises(ValueError, match="--harmonic_with: expected a model"):
+        HarmonicConfig(old_model="")
+    with pytest.raises(ValueError, match="--harmonic_views: expected an integer >= 1"):
+        HarmonicConfig(old_model="x", views=0)
+    with pytest.raises(ValueError, match="--harmonic_with: expected a HarmonicConfig"):
+        TrainConfig(workdir="w", harmonic={"old_model": "x"})
+

@@ -28,7 +28,7 @@ def test_config_round_trips_and_refuses_harmonic(tmp_path):
     assert TrainConfig.from_json(config.to_json()) == config and config.mixed_precision
     assert not TrainConfig(workdir=str(tmp_path)).mixed_precision
     with pytest.raises(ValueError, match="--mixed_precision: expected off with --harmonic_with"):
-        TrainConfig(workdir=str(tmp_path), mixed_precision=True, harmonic_with="x", init_from="y")
+        TrainConfig.from_flags(workdir=str(tmp_path), mixed_precision=True, harmonic_with="x", init_from="y")
 
 
 def test_mixed_model_embeds_like_the_float32_model_with_its_weights(tmp_path):

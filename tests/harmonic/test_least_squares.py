@@ -1,8 +1,8 @@
-"""--harmonic_solver=least_squares (phase 1 in closed form, facenet_tf.train.harmonic.solve_head_least_squares):
+"""--harmonic_solver=least_squares (phase 1 in closed form, facenet_tf.harmonic.least_squares.solve_head_least_squares):
 the final projection equals an independent ridge regression of the old embeddings on the projection's input
 features (centre crops and their mirror images), every other layer is untouched, the Dense+BatchNorm head of
 Inception-ResNet-v1 computes the same function in inference mode, harmonic-loss steps may follow, bad settings
-name the flag."""
+name the flag; the same ridge solve serves experiments/harmonic_probe.py (``fit_ridge``, ``targets_for``)."""
 
 import dataclasses
 import os
@@ -15,9 +15,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 import keras  # noqa: E402
 
 from facenet_tf.data.pipeline import load_face  # noqa: E402
-from facenet_tf.models import create_model  # noqa: E402
-from facenet_tf.train import TrainConfig, load_embedding_model, train  # noqa: E402
-from facenet_tf.train.harmonic import head_layers, load_old_model, precompute_old_embeddings  # noqa: E402
+from facenet_tf.evaluation.embed import l2_normalize  # noqa: E402
+from facenet_tf.harmonic.least_squares import RidgeMoments, fit_ridge, project, targets_for  # noqa: E402
+from facenet_tf.harmonic.models import head_layers, load_old_model  # noqa: E402
+from facenet_tf.harmonic.old_embeddings import precompute_old_embeddings  # noqa: E402
+from facenet_tf.harmonic.training import train  # noqa: E402
+from facenet_tf.train import TrainConfig, load_embedding_model  # noqa: E402
 from facenet_tf.train.loop import split_identities  # noqa: E402
 
 TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_batch=3, faces_per_identity=3,
@@ -25,7 +28,7 @@ TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_b
 
 
 def _config(tmp_path, data_dir, name, **kw):
-    return TrainConfig(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
+    return TrainConfig.from_flags(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
 
 
 def _reference(model, config, old, ridge, crops=None):
@@ -81,14 +84,9 @@ def test_nns2_head_is_the_ridge_solution_and_nothing_else_changes(env, tmp_path,
         assert to_mean < 0.5 * spread < error
 
 
-def test_inception_resnet_head_with_batch_norm_computes_the_solution(env, tmp_path):
-    source = tmp_path / "irv1.keras"
-    create_model("inception_resnet_v1", embedding_dim=8, input_shape=(80, 80, 3)).save(source)
-    old = tmp_path / "old.keras"
-    create_model("nns2", embedding_dim=8, input_shape=(40, 32, 3)).save(old)
-    config = _config(tmp_path, env, "irv1", model="inception_resnet_v1", input_size=(80, 80), harmonic_with=str(old),
-                     harmonic_phase="embedding_layer", init_from=str(source), harmonic_solver="least_squares",
-                     harmonic_ridge=0.01, steps=0)
+def test_inception_resnet_head_with_batch_norm_computes_the_solution(env, tmp_path, irv1_phase1):
+    source, flags = irv1_phase1
+    config = _config(tmp_path, env, "irv1", **flags, harmonic_solver="least_squares", harmonic_ridge=0.01, steps=0)
     train(config, verbose=0)
     model = load_embedding_model(config.workdir)
     reference = load_old_model(str(source))
@@ -146,4 +144,57 @@ def test_harmonic_loss_steps_follow_the_solve_and_resume(env, tmp_path, old_kera
 ])
 def test_bad_least_squares_settings_name_the_flag(tmp_path, kw, flag):
     with pytest.raises(ValueError, match=flag):
-        TrainConfig(workdir=str(tmp_path), **kw)
+        TrainConfig.from_flags(workdir=str(tmp_path), **kw)
+
+
+def test_probe_centroid_targets_are_identity_means():
+    rng = np.random.default_rng(3)
+    ids = np.repeat(np.arange(12), 4)
+    old = l2_normalize(rng.normal(size=(12, 16))[ids] + 0.3 * rng.normal(size=(len(ids), 16))).astype(np.float32)
+    names = np.asarray([f"p{k}" for k in ids])
+    centroid = targets_for("centroid", old, names)
+    for k in np.unique(ids):
+        rows = centroid[ids == k]
+        np.testing.assert_allclose(rows, np.repeat(rows[:1], len(rows), 0), atol=1e-6)
+        np.testing.assert_allclose(rows[0], l2_normalize(old[ids == k].mean(0)[None])[0], atol=1e-5)
+    assert targets_for("image", old, names) is old
+    with pytest.raises(ValueError, match="unknown target 'median'"):
+        targets_for("median", old, names)
+
+
+def test_probe_ridge_recovers_a_linear_map_and_shrinks_with_lambda():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 24)) * rng.uniform(0.5, 5.0, size=24) + rng.normal(size=24)
+    true_kernel, true_bias = rng.normal(size=(24, 8)), rng.normal(size=8)
+    y = x @ true_kernel + true_bias
+    kernel, bias = fit_ridge(x, y, 1e-10)  # in x's own units, not the standardised ones
+    np.testing.assert_allclose(kernel, true_kernel, atol=1e-5)
+    np.testing.assert_allclose(bias, true_bias, atol=1e-5)
+    x_new = rng.normal(size=(50, 24))
+    np.testing.assert_allclose(project(x_new, kernel, bias), l2_normalize(x_new @ true_kernel + true_bias),
+                               atol=1e-5)
+    heavy, _ = fit_ridge(x, y, 1e3)
+    assert np.linalg.norm(heavy) < 0.01 * np.linalg.norm(true_kernel)
+
+
+
+def test_ridge_moments_accumulate_batches_and_scale_the_penalty_by_rows_or_trace():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 10)) * rng.uniform(0.5, 3.0, size=10)
+    y = x @ rng.normal(size=(10, 4)) + 0.1 * rng.normal(size=(300, 4))
+    whole = RidgeMoments().add(x, y)
+    pieces = RidgeMoments()
+    for k in range(0, 300, 64):
+        pieces.add(x[k:k + 64], y[k:k + 64])
+    for scale in ("rows", "trace"):
+        for a, b in zip(whole.solve(0.5, scale), pieces.solve(0.5, scale)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    # Every feature varies: the Gram diagonal is the number of rows, the two scales agree; a constant feature counts
+    # 0 in the trace, so the 'trace' penalty is smaller (the probe's) and the fit is less shrunk.
+    np.testing.assert_allclose(whole.solve(0.5, "rows")[0], whole.solve(0.5, "trace")[0], rtol=1e-5, atol=1e-6)
+    padded = RidgeMoments().add(np.concatenate([x, np.ones((300, 10))], axis=1), y)
+    rows, trace = padded.solve(0.5, "rows")[0][:10], padded.solve(0.5, "trace")[0][:10]
+    assert np.linalg.norm(trace) > 1.1 * np.linalg.norm(rows)
+    np.testing.assert_allclose(fit_ridge(x, y, 0.5)[0], whole.solve(0.5, "trace")[0], rtol=1e-9)
+    with pytest.raises(ValueError, match="scale 'rows' or 'trace'"):
+        whole.solve(0.5, "diagonal")

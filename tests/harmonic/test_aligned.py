@@ -12,9 +12,11 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from facenet_tf.align import align_images  # noqa: E402
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler  # noqa: E402
-from facenet_tf.train import TrainConfig, train  # noqa: E402
-from facenet_tf.train.harmonic import (AlignedCropLoader, harmonic_training_dataset, load_old_model,  # noqa: E402
-                                       old_embeddings_cache_key, precompute_old_embeddings)
+from facenet_tf.harmonic.crops import AlignedCropLoader  # noqa: E402
+from facenet_tf.harmonic.models import load_old_model  # noqa: E402
+from facenet_tf.harmonic.old_embeddings import old_embeddings_cache_key, precompute_old_embeddings  # noqa: E402
+from facenet_tf.harmonic.training import harmonic_training_dataset, train  # noqa: E402
+from facenet_tf.train import TrainConfig  # noqa: E402
 from facenet_tf.train.loop import split_identities  # noqa: E402
 
 TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_batch=3, faces_per_identity=3,
@@ -22,7 +24,7 @@ TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_b
 
 
 def _config(tmp_path, data_dir, old, **kw):
-    return TrainConfig(workdir=str(tmp_path / "run"), data_dir=str(data_dir), harmonic_with=old,
+    return TrainConfig.from_flags(workdir=str(tmp_path / "run"), data_dir=str(data_dir), harmonic_with=old,
                        harmonic_fit_alignment="center", **{**TINY, **kw})
 
 
@@ -61,7 +63,7 @@ def test_training_batches_are_aligned_crops_with_old_embeddings_of_aligned_crops
     expected_old = old_model(old_crops.astype(np.float32)).numpy()
     np.testing.assert_allclose(precompute_old_embeddings(config, index), expected_old, atol=1e-5)
     # cached under a key of its own: the centre-crop embeddings of the same old model are another file
-    plain = dataclasses.replace(config, harmonic_fit_alignment=None)
+    plain = config.with_flags(harmonic_fit_alignment=None)
     assert old_embeddings_cache_key(plain, (36, 36)) != old_embeddings_cache_key(config, (36, 36))
     np.testing.assert_allclose(precompute_old_embeddings(config, index), expected_old, atol=1e-5)  # from the cache
     assert not np.allclose(precompute_old_embeddings(plain, index), expected_old, atol=1e-3)
@@ -76,7 +78,7 @@ def test_training_batches_are_aligned_crops_with_old_embeddings_of_aligned_crops
     np.testing.assert_array_equal(labels.numpy(), index.labels[ids])
 
 
-@pytest.mark.parametrize("views", [1, 3])  # 3: --harmonic_views (tests/train/test_harmonic_views.py)
+@pytest.mark.parametrize("views", [1, 3])  # 3: --harmonic_views (tests/harmonic/test_views.py)
 def test_whole_network_training_on_aligned_crops_runs_and_resumes(env, tmp_path, old_keras, views):
     config = _config(tmp_path, env, old_keras, steps=2, checkpoint_every=1, harmonic_candidates="old",
                      harmonic_same_image_weight=1.0, optimizer="adam", learning_rate=1e-3, harmonic_views=views,
@@ -94,9 +96,9 @@ def test_whole_network_training_on_aligned_crops_runs_and_resumes(env, tmp_path,
 ])
 def test_bad_alignment_settings_name_the_flag(tmp_path, kw):
     with pytest.raises(ValueError, match="--harmonic_fit_alignment"):
-        TrainConfig(workdir=str(tmp_path), **kw)
+        TrainConfig.from_flags(workdir=str(tmp_path), **kw)
 
 
 def test_alignment_with_the_harmonic_loss_alone_is_accepted(tmp_path):
-    config = TrainConfig(workdir=str(tmp_path), harmonic_with="x", harmonic_fit_alignment="detect")
-    assert config.harmonic_solver == "triplet" and config.harmonic_fit_alignment == "detect"
+    config = TrainConfig.from_flags(workdir=str(tmp_path), harmonic_with="x", harmonic_fit_alignment="detect")
+    assert config.harmonic.solver == "triplet" and config.harmonic.fit_alignment == "detect"

@@ -1,8 +1,9 @@
-"""Harmonic training (facenet_tf/train/harmonic.py): precomputed old embeddings are the old model's embeddings of
+"""Harmonic training (facenet_tf/harmonic/training.py): precomputed old embeddings are the old model's embeddings of
 the centre crops of the batch's images, phase 1 trains only ``embedding_fc`` of the --init_from model, phase 2
 trains everything and resumes from its checkpoints, in-step old embeddings run, bad settings name the flag."""
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -12,10 +13,10 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from facenet_tf.data.pipeline import load_face  # noqa: E402
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler  # noqa: E402
-from facenet_tf.models import create_model  # noqa: E402
-from facenet_tf.train import TrainConfig, load_embedding_model, train  # noqa: E402
-from facenet_tf.train.harmonic import (build_harmonic_model, harmonic_training_dataset, load_old_model,  # noqa: E402
-                                       precompute_old_embeddings)
+from facenet_tf.harmonic.models import load_old_model  # noqa: E402
+from facenet_tf.harmonic.old_embeddings import precompute_old_embeddings  # noqa: E402
+from facenet_tf.harmonic.training import build_harmonic_model, harmonic_training_dataset, train  # noqa: E402
+from facenet_tf.train import TrainConfig, load_embedding_model  # noqa: E402
 from facenet_tf.train.loop import split_identities  # noqa: E402
 
 TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_batch=3, faces_per_identity=3,
@@ -23,7 +24,7 @@ TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_b
 
 
 def _config(tmp_path, data_dir, name, **kw):
-    return TrainConfig(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
+    return TrainConfig.from_flags(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
 
 
 def test_precomputed_old_embeddings_are_the_old_model_on_centre_crops(env, tmp_path, old_keras):
@@ -99,7 +100,7 @@ def test_loss_options_train_and_are_kept_in_the_saved_config(env, tmp_path, old_
     assert np.isfinite(summary["history"]["loss"][0])
     saved = TrainConfig.load(config.workdir)
     options = (candidates, anchors, weight)
-    assert (saved.harmonic_candidates, saved.harmonic_anchors, saved.harmonic_same_image_weight) == options
+    assert (saved.harmonic.candidates, saved.harmonic.anchors, saved.harmonic.same_image_weight) == options
     model = build_harmonic_model(config)
     assert (model.candidates, model.anchors, model.same_image_weight) == options
     assert tuple(model.get_config()[k] for k in ("candidates", "anchors", "same_image_weight")) == options
@@ -122,70 +123,14 @@ def test_loss_options_train_and_are_kept_in_the_saved_config(env, tmp_path, old_
 ])
 def test_bad_settings_name_the_flag(tmp_path, kw, flag):
     with pytest.raises(ValueError, match=flag):
-        TrainConfig(workdir=str(tmp_path), **kw)
+        TrainConfig.from_flags(workdir=str(tmp_path), **kw)
 
 
-def test_cross_model_distances_pair_each_image_with_each_model():
-    from facenet_tf.evaluation.lfw import ImageEmbeddings, PairArrays, cross_model_distances, evaluate_cross_model
-
-    images = ["a", "b", "c"]
-    old = ImageEmbeddings("old", {p: i for i, p in enumerate(images)}, np.eye(3, dtype=np.float32), {})
-    new = ImageEmbeddings("new", {p: i for i, p in enumerate(images)},
-                          np.array([[1, 0, 0], [0.6, 0.8, 0], [0, 0, 1]], np.float32), {})
-    pairs = PairArrays(("a", "b"), ("b", "c"), np.array([True, False]), np.array([0, 0]))
-    d = cross_model_distances(old, new, pairs)
-    np.testing.assert_allclose(d["a-a"][0], [2, 2])
-    np.testing.assert_allclose(d["a-b"][0], [np.sum((np.eye(3)[0] - [.6, .8, 0]) ** 2), 1 + 1])  # old(a)-new(b) ...
-    np.testing.assert_allclose(d["b-a"][0], [np.sum(([1, 0, 0] - np.eye(3)[1]) ** 2), 1 + 1])   # new(a)-old(b) ...
-    np.testing.assert_allclose(d["cross"][0], np.concatenate([d["a-b"][0], d["b-a"][0]]))
-    np.testing.assert_array_equal(d["cross"][1], [True, False, True, False])
-    reports = evaluate_cross_model(old, new, [pairs, pairs], "view1")
-    assert set(reports) == {"a-a", "b-b", "a-b", "b-a", "cross"} and reports["cross"]["n_pairs"] == 4
-
-
-def test_cross_model_distances_by_fold_score_each_fold_with_its_model():
-    from facenet_tf.evaluation.lfw import (ImageEmbeddings, PairArrays, cross_model_distances,
-                                           cross_model_distances_by_fold, evaluate_cross_model)
-
-    rng = np.random.default_rng(0)
-    images = [f"i{k}" for k in range(8)]
-    position = {p: i for i, p in enumerate(images)}
-    old, new_a, new_b = (ImageEmbeddings(n, position, rng.normal(size=(8, 4)).astype(np.float32), {})
-                         for n in ("old", "A", "B"))
-    pairs = PairArrays(tuple(images[:4]), tuple(images[4:]), np.array([True, False] * 2), np.array([0, 1, 2, 3]))
-    d = cross_model_distances_by_fold(old, [new_a, new_b], pairs, folds_per_model=2)
-    da, db = cross_model_distances(old, new_a, pairs), cross_model_distances(old, new_b, pairs)
-    for key in ("a-a", "b-b", "a-b", "b-a"):
-        np.testing.assert_allclose(d[key][0], np.concatenate([da[key][0][:2], db[key][0][2:]]))
-    np.testing.assert_allclose(d["cross"][0][[0, 1, 4, 5]], da["cross"][0][[0, 1, 4, 5]])
-    np.testing.assert_allclose(d["cross"][0][[2, 3, 6, 7]], db["cross"][0][[2, 3, 6, 7]])
-    with pytest.raises(ValueError, match="do not cover fold 4"):
-        cross_model_distances_by_fold(old, [new_a], pairs, folds_per_model=3)
-    with pytest.raises(ValueError, match="folds_per_model"):
-        evaluate_cross_model(old, [new_a, new_b], [pairs], "view1")
-    # Old models per fold group too: folds 0-1 compare (old, A), folds 2-3 (old_b, B).
-    old_b = ImageEmbeddings("old_b", position, rng.normal(size=(8, 4)).astype(np.float32), {})
-    both = cross_model_distances_by_fold([old, old_b], [new_a, new_b], pairs, folds_per_model=2)
-    dbb = cross_model_distances(old_b, new_b, pairs)
-    for key in ("a-a", "b-b", "a-b", "b-a"):
-        np.testing.assert_allclose(both[key][0], np.concatenate([da[key][0][:2], dbb[key][0][2:]]))
-    with pytest.raises(ValueError, match="2 old models for 1 new"):
-        cross_model_distances_by_fold([old, old_b], [new_a], pairs, folds_per_model=2)
-    two_per_fold = PairArrays(tuple(images[:4] * 2), tuple(images[4:] * 2), np.array([True, False] * 4),
-                              np.array([0, 0, 1, 1, 2, 2, 3, 3]))
-    reports = evaluate_cross_model([old, old_b], [new_a, new_b], [two_per_fold], "view2", folds_per_model=2)
-    assert reports["a-a"]["model_a"] == "old|old_b" and reports["a-a"]["n_pairs"] == 8
-
-
-def test_phase1_from_a_keras_file_or_zoo_model_trains_only_the_final_projection(env, tmp_path):
+def test_phase1_from_a_keras_file_or_zoo_model_trains_only_the_final_projection(env, tmp_path, irv1_phase1):
     # Inception-ResNet-v1's final projection is Bottleneck + its batch norm (no 'embedding_fc'); --init_from takes
     # a .keras file, and --init_from=<zoo name> (+ --init_weights) builds it from the zoo.
-    source = tmp_path / "irv1.keras"
-    create_model("inception_resnet_v1", embedding_dim=8, input_shape=(80, 80, 3)).save(source)
-    old = tmp_path / "old.keras"
-    create_model("nns2", embedding_dim=8, input_shape=(40, 32, 3)).save(old)
-    config = _config(tmp_path, env, "irv1", model="inception_resnet_v1", input_size=(80, 80), harmonic_with=str(old),
-                     harmonic_phase="embedding_layer", init_from=str(source))
+    source, flags = irv1_phase1
+    config = _config(tmp_path, env, "irv1", **flags)
     model = build_harmonic_model(config)
     trainable = {v.path.split("/")[0] for v in model.embedding_model.trainable_variables}
     assert trainable == {"Bottleneck", "Bottleneck_BatchNorm"}
@@ -195,44 +140,30 @@ def test_phase1_from_a_keras_file_or_zoo_model_trains_only_the_final_projection(
                                   reference.get_layer(conv).get_weights()[0])
     assert not np.allclose(model.embedding_model.get_layer("Bottleneck").get_weights()[0],
                            reference.get_layer("Bottleneck").get_weights()[0])  # re-initialised
-    zoo = build_harmonic_model(dataclasses.replace(config, model="nns2", input_size=(40, 32), init_from="nns2"))
+    zoo = build_harmonic_model(config.with_flags(model="nns2", input_size=(40, 32), init_from="nns2"))
     assert {v.path.split("/")[0] for v in zoo.embedding_model.trainable_variables} == {"embedding_fc"}
     with pytest.raises(ValueError, match="--init_from 'nope'"):
-        build_harmonic_model(dataclasses.replace(config, init_from="nope"))
+        build_harmonic_model(config.with_flags(init_from="nope"))
 
 
-def test_cross_validation_folds_deal_each_kind_evenly():
-    from facenet_tf.evaluation.lfw import cross_validation_folds
+def test_a_run_with_a_flat_config_json_resumes_and_other_flags_are_refused(env, tmp_path, old_keras):
+    """Workdirs written before the harmonic settings were nested hold flat harmonic_* keys: the same flags resume
+    them; a changed harmonic flag is refused by its flag name."""
+    from facenet_tf.train import loop
 
-    same = np.array([True] * 23 + [False] * 17)
-    folds = cross_validation_folds(same, n_folds=5)
-    for kind in (True, False):
-        counts = np.bincount(folds[same == kind], minlength=5)
-        assert counts.max() - counts.min() <= 1 and counts.sum() == (same == kind).sum()
-    # pair k of its kind -> fold k mod n, in file order
-    np.testing.assert_array_equal(folds[:7], [0, 1, 2, 3, 4, 0, 1])
-    np.testing.assert_array_equal(folds[23:26], [0, 1, 2])
-    with pytest.raises(ValueError, match="cannot fill 5 folds"):
-        cross_validation_folds(np.array([True] * 10 + [False] * 3), n_folds=5)
-    with pytest.raises(ValueError, match="n_folds"):
-        cross_validation_folds(same, n_folds=1)
-
-
-def test_view1_test_cv_is_devtest_in_ten_folds(lfw_root):
-    """The View 1 protocol for models trained on DevTrain's identities: DevTest alone, thresholds from 9 folds."""
-    from facenet_tf.evaluation.lfw import ImageEmbeddings, evaluate_cross_model, load_pair_sets
-
-    view1 = load_pair_sets("view1", lfw_root)
-    (cv,) = load_pair_sets("view1_test_cv", lfw_root)
-    assert cv.paths_a == view1[1].paths_a and (cv.is_same == view1[1].is_same).all()
-    assert len(cv.is_same) == 1000 and sorted(np.unique(cv.folds)) == list(range(10))
-    for fold in range(10):
-        assert (cv.is_same[cv.folds == fold]).sum() == 50 and (~cv.is_same[cv.folds == fold]).sum() == 50
-    # separable toy embeddings: each identity gets its own axis, so every DevTest pair is classified right
-    images = sorted(set(cv.paths_a + cv.paths_b))
-    people = sorted({p.split("/")[-2] for p in images})
-    axis = {name: i for i, name in enumerate(people)}
-    vectors = np.eye(len(people), dtype=np.float32)[[axis[p.split("/")[-2]] for p in images]]
-    emb = ImageEmbeddings("toy", {p: i for i, p in enumerate(images)}, vectors, {})
-    reports = evaluate_cross_model(emb, emb, [cv], "view1_test_cv")
-    assert reports["cross"]["metrics"]["accuracy_mean"] == 1.0 and reports["cross"]["n_pairs"] == 2000
+    config = _config(tmp_path, env, "flat", steps=1, checkpoint_every=1, harmonic_with=old_keras,
+                     harmonic_old_embeddings="in_step", harmonic_candidates="old")
+    with pytest.raises(ValueError, match="--harmonic_with: harmonic training runs through facenet_tf.harmonic"):
+        loop.train(config, verbose=0)  # the plain loop alone does not know the harmonic model
+    assert not (tmp_path / "flat").exists()
+    train(config, verbose=0)
+    path = tmp_path / "flat" / "config.json"
+    flat = json.dumps(config.flags(), indent=2, sort_keys=True)
+    path.write_text(flat)
+    assert "harmonic_candidates" in json.loads(path.read_text()) and TrainConfig.load(path.parent) == config
+    with pytest.raises(ValueError, match="--harmonic_candidates: was 'old', now 'both'"):
+        train(config.with_flags(harmonic_candidates="both", steps=2), verbose=0)
+    assert path.read_text() == flat  # refused before anything was written
+    resumed = train(dataclasses.replace(config, steps=2), verbose=0)
+    assert resumed["start_step"] == 1 and resumed["end_step"] == 2
+    assert json.loads(path.read_text())["harmonic"]["candidates"] == "old"  # rewritten nested

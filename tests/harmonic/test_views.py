@@ -1,8 +1,7 @@
 """--harmonic_views: the old model embeds K fixed augmented views of each aligned training crop (``view_boxes``,
 ``crop_views``) and every training step shows the new model one view per image with that view's old embedding.
-(That training with views runs and resumes is in tests/train/test_harmonic_aligned.py.)"""
+(That training with views runs and resumes is in tests/harmonic/test_aligned.py.)"""
 
-import dataclasses
 import os
 
 import numpy as np
@@ -12,11 +11,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from facenet_tf.align import align_images  # noqa: E402
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler  # noqa: E402
+from facenet_tf.harmonic.crops import VIEW_SCHEME, AlignedCropLoader, crop_views, padded_size, view_boxes  # noqa: E402
+from facenet_tf.harmonic.models import load_old_model  # noqa: E402
+from facenet_tf.harmonic.old_embeddings import (old_embeddings_cache_key, precompute_old_embeddings,  # noqa: E402
+                                                precompute_old_view_embeddings)
+from facenet_tf.harmonic.training import harmonic_training_dataset  # noqa: E402
 from facenet_tf.train import TrainConfig  # noqa: E402
-from facenet_tf.train.harmonic import (VIEW_SCHEME, AlignedCropLoader, crop_views,  # noqa: E402
-                                       harmonic_training_dataset, load_old_model, old_embeddings_cache_key,
-                                       padded_size, precompute_old_embeddings, precompute_old_view_embeddings,
-                                       view_boxes)
 from facenet_tf.train.loop import split_identities  # noqa: E402
 
 TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_batch=3, faces_per_identity=3,
@@ -24,7 +24,7 @@ TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_b
 
 
 def _config(tmp_path, data_dir, old, **kw):
-    return TrainConfig(workdir=str(tmp_path / "run"), data_dir=str(data_dir), harmonic_with=old,
+    return TrainConfig.from_flags(workdir=str(tmp_path / "run"), data_dir=str(data_dir), harmonic_with=old,
                        harmonic_fit_alignment="center", harmonic_views=4, jitter=0.2, **{**TINY, **kw})
 
 
@@ -85,14 +85,14 @@ def test_view_embeddings_are_the_old_model_on_each_view(env, tmp_path, old_keras
         expected = old_model(crop_views(padded, boxes[:, k], mirror[:, k], size)).numpy()
         np.testing.assert_allclose(views[:, k], expected, atol=1e-5)
     # view 0 is the plain aligned crop: the embeddings (and cache file) of runs without views
-    without = dataclasses.replace(config, harmonic_views=1)
+    without = config.with_flags(harmonic_views=1)
     np.testing.assert_allclose(precompute_old_embeddings(without, index), views[:, 0], atol=1e-6)
     keys = {old_embeddings_cache_key(config, size, k) for k in range(4)}
     assert len(keys) == 4 and old_embeddings_cache_key(without, size) in keys
-    assert old_embeddings_cache_key(dataclasses.replace(config, jitter=0.1), size, 2) not in keys
+    assert old_embeddings_cache_key(config.with_flags(jitter=0.1), size, 2) not in keys
     assert VIEW_SCHEME >= 1
     with pytest.raises(ValueError, match="harmonic_fit_alignment"):
-        precompute_old_embeddings(dataclasses.replace(config, harmonic_fit_alignment=None, harmonic_views=1), index,
+        precompute_old_embeddings(config.with_flags(harmonic_fit_alignment=None, harmonic_views=1), index,
                                   view=2)
 
 
@@ -128,4 +128,4 @@ def test_training_batches_pair_each_view_with_its_old_embedding(env, tmp_path, o
 ])
 def test_bad_view_settings_name_the_flag(tmp_path, kw):
     with pytest.raises(ValueError, match="--harmonic_views"):
-        TrainConfig(workdir=str(tmp_path), **kw)
+        TrainConfig.from_flags(workdir=str(tmp_path), **kw)
