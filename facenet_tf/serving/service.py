@@ -208,11 +208,13 @@ class FaceService:
         self.embed_faces([face for _, faces in found for face in faces])
         return found
 
-    def _main_face(self, label: str, data: bytes) -> Face:
-        (_, faces), = self.faces_of([(label, data)], "largest")
-        if not faces:
-            raise ServiceError(f"no face found in '{label}'", 422)
-        return faces[0]
+    def _main_faces(self, images: Sequence[tuple[str, bytes]]) -> list[Face]:
+        """The largest face of each image (found together); 422 naming the first image without one."""
+        found = self.faces_of(images, "largest")
+        for label, faces in found:
+            if not faces:
+                raise ServiceError(f"no face found in '{label}'", 422)
+        return [faces[0] for _, faces in found]
 
     # ------------------------------------------------------------------------------------------ questions
 
@@ -226,7 +228,7 @@ class FaceService:
     def verify(self, a: tuple[str, bytes], b: tuple[str, bytes], threshold: float | None = None,
                embeddings: bool = False) -> dict[str, Any]:
         threshold = self._threshold(threshold, self.verify_threshold)
-        face_a, face_b = self._main_face(*a), self._main_face(*b)
+        face_a, face_b = self._main_faces([a, b])
         distance = float(np.sum((face_a.embedding - face_b.embedding) ** 2))
         return {"same": distance <= threshold, "distance": round(distance, 6), "threshold": threshold,
                 "model": self.model_name,
