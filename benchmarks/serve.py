@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/serve.py --quick                                # seconds: a tiny random model
 
 Steps:
-1. In this process, with the model loaded (``facenet_tf.api.FaceNet``): the LFW photos through ``FaceNet.find``
+1. In this process, with the model loaded as ``serve`` loads it (``facenet_tf.api.FaceNet``, frozen to
+   constants): the LFW photos through ``FaceNet.find``
    in one call (detection batched by image shape, embedding in batches of ``--batch-size``): the in-process
    batched rate, faces/s; and one photo per call in a loop.
 2. A ``facenet-tf serve`` process on a free 127.0.0.1 port (SQLite gallery in a temporary folder), warmed up.
@@ -79,7 +80,7 @@ def in_process(model: str, weights: str | None, photos: list[Path], batch_size: 
     """Faces/s of ``FaceNet.find`` over all the photos in one call, and one photo per call."""
     from facenet_tf.api import FaceNet
 
-    net = FaceNet(model, weights, batch_size=batch_size, **thresholds)
+    net = FaceNet(model, weights, batch_size=batch_size, frozen=True, **thresholds)  # as serve runs it
     net.find(photos)  # warm-up: graph tracing for these batch shapes, MTCNN build
     net.find(photos[:1])
     start = time.perf_counter()
@@ -171,7 +172,8 @@ def table(args: argparse.Namespace, library: dict, rounds: list[dict], photos: i
         f"(`POST /embed`, multipart, no embeddings in the answer); server: --batch-size {args.batch_size} "
         f"--max-wait-ms {args.max_wait_ms:g} --detect-batch {args.detect_batch} --max-queue {args.max_queue}.",
         "",
-        f"In this process (`FaceNet.find`, same model and settings): all {photos} photos in one call "
+        f"In this process (`FaceNet.find`, same model, frozen as the server runs it, same settings): all {photos} "
+        "photos in one call "
         f"(batched): **{library['batched_faces_s']:.1f} faces/s**; one photo per call: "
         f"{library['loop_faces_s']:.1f} faces/s.",
         "",
