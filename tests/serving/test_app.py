@@ -312,7 +312,7 @@ def test_an_exported_saved_model_serves_the_same_embeddings(net, tiny_model, tmp
 
     export = tmp_path / "exported"
     export_saved_model(keras.models.load_model(tiny_model), export, threshold=0.75, check=False)
-    exported = FaceNet(str(export), identify_threshold=0.5)
+    exported = FaceNet(str(export), identify_threshold=0.5, frozen=True)  # as facenet-tf serve loads it
     assert exported.threshold == 0.75
     client, service = client_for(exported, f"sqlite:///{tmp_path / 'g.db'}")
     try:
