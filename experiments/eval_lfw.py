@@ -34,6 +34,11 @@ flags.DEFINE_string("data_dir", None, "LFW root (default: $FACENET_TF_LFW_DIR, t
 flags.DEFINE_integer("subset", None, "Keep only the first N same and N different pairs of each fold.")
 flags.DEFINE_float("margin", None, "detect: fraction of the face size added around the box (default 0.3).")
 flags.DEFINE_integer("crop_size", None, "center (and fallback): crop side in thumbnail pixels (default 160).")
+flags.DEFINE_float("margin_pixels", None, "detect: a margin in image pixels instead of --margin (davidsandberg: 44).")
+flags.DEFINE_integer("prepared_size", None, "detect: resize the face region to this square side, then keep its "
+                     "centre at the model's input size (davidsandberg: 182, then the centre 160).")
+flags.DEFINE_string("recipe", None, "How pairs are scored: 'flip=none|mean|concat,distance=squared_l2|cosine,"
+                    "subtract_mean=true|false' (omitted keys: none / squared_l2 / false). Default: --flip's.")
 flags.DEFINE_integer("batch_size", 64, "Embedding batch size.")
 flags.DEFINE_bool("at_init", False, "With a training workdir: evaluate its network before training (same seed).")
 flags.DEFINE_bool("cache", True, "Cache aligned crops on disk ($FACENET_TF_CACHE_DIR, default ./cache).")
@@ -92,17 +97,27 @@ def main(argv):
 def run():
     from facenet_tf.evaluation.lfw import evaluate_lfw, load_pair_sets
 
+    from facenet_tf.evaluation.verification import Recipe
+
+    try:
+        recipe = None if F.recipe is None else Recipe.parse(F.recipe)
+    except ValueError as error:
+        fail(f"--recipe: {error}", 2)
+    if recipe is not None and F.flip:
+        fail("--flip and --recipe both say how to use the mirror image: give one (--recipe=flip=mean)", 2)
     sets = load_pair_sets(F.pairs, F.data_dir, F.subset)  # every image checked to exist, before the model loads
     embedder = load_model("--model", F.model, F.weights, at_init=F.at_init)
-    overrides = {k: v for k, v in (("margin", F.margin), ("crop_size", F.crop_size)) if v is not None}
+    overrides = {k: v for k, v in (("margin", F.margin), ("crop_size", F.crop_size),
+                                   ("margin_pixels", F.margin_pixels), ("prepared_size", F.prepared_size))
+                 if v is not None}
     if F.cross_model is not None:
         return cross_main(embedder, overrides, sets)
     report = evaluate_lfw(embedder, pairs=F.pairs, root=F.data_dir, alignment=F.alignment, flip=F.flip,
                           subset=F.subset, output_dir=F.output_dir, align_overrides=overrides,
                           batch_size=F.batch_size, cache=F.cache,
-                          extra={"command": " ".join(["python"] + sys.argv)}, pair_sets=sets)
+                          extra={"command": " ".join(["python"] + sys.argv)}, pair_sets=sets, recipe=recipe)
     print(f"model {report['model']} | pairs {report['pairs']} ({report['n_pairs']}) | alignment {F.alignment} | "
-          f"flip {F.flip}")
+          f"recipe {Recipe(**report['recipe']).name}")
     print(f"images {report['image_root']} | " + ", ".join(f"{f['path']} sha256 {f['sha256']}"
                                                         for f in report["pairs_files"]))
     print(report['alignment_summary'])

@@ -17,24 +17,45 @@ flags.DEFINE_list("results", None, "label=path/to/results.json entries. Required
 flags.DEFINE_list("workdirs", [], "Training workdirs whose config and summary.json to include.")
 flags.DEFINE_string("title", "LFW results", "Heading.")
 flags.DEFINE_string("output", None, "Markdown file to write (printed either way).")
+flags.DEFINE_string("baseline", None, "The label of --results whose fold accuracies every k-fold row's paired "
+                    "fold-by-fold difference is taken against (mean ± SE, folds higher/equal/lower).")
 flags.mark_flag_as_required("results")
+
+
+def recipe_text(report: dict) -> str:
+    recipe = report.get("recipe") or {"flip": "mean" if report["flip"] else "none"}
+    return ", ".join([f"flip {recipe['flip']}", recipe.get("distance", "squared_l2")]
+                     + (["mean subtracted"] if recipe.get("subtract_mean") else []))
 
 
 def main(argv):
     del argv
+    from facenet_tf.evaluation.verification import paired_fold_difference
+
     lines = [f"# {F.title}", "", f"Written by `{' '.join(['python'] + sys.argv)}`.", "",
-             "| run | model | pairs | alignment | flip | accuracy (± SE) | VAL @ FAR=1e-3 | AUC | EER |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| run | model | pairs | alignment | recipe | accuracy (± SE) | VAL @ FAR=1e-3 | AUC | EER | paired vs "
+             "baseline (points, folds +/=/-) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     commands = []
-    for entry in F.results:
-        label, _, path = entry.partition("=")
-        report = json.loads(Path(path).read_text())
+    reports = {entry.partition("=")[0]: json.loads(Path(entry.partition("=")[2]).read_text()) for entry in F.results}
+    if F.baseline is not None and F.baseline not in reports:
+        raise app.UsageError(f"--baseline: no --results entry is labelled {F.baseline!r}")
+    for label, report in reports.items():
         m = report["metrics"]
+        paired = "n/a"
+        if F.baseline is not None and label != F.baseline and m.get("n_folds", 1) >= 2:
+            d = paired_fold_difference(m["folds"], reports[F.baseline]["metrics"]["folds"])
+            paired = f"{d['mean'] * 100:+.2f} ± {d['sem'] * 100:.2f} ({d['higher']}/{d['equal']}/{d['lower']})"
         sem = m.get("accuracy_sem")
         acc = f"{m['accuracy_mean'] * 100:.2f}%" + ("" if sem is None else f" ± {sem * 100:.2f}")
-        lines.append(f"| {label} | {report['model']} | {report['pairs']} ({report['n_pairs']}) | "
-                     f"{report['alignment']['mode']} | {report['flip']} | {acc} | {m['val_mean'] * 100:.2f}% | "
-                     f"{m['auc']:.4f} | {m['eer']:.4f} |")
+        alignment = report["alignment"]
+        align = alignment["mode"] + ("" if alignment["mode"] != "detect" else (
+            f", margin {alignment['margin']}" if alignment.get("margin_pixels") is None else
+            f", margin {alignment['margin_pixels']:g} px" + (f" -> {alignment['prepared_size']} -> centre"
+                                                             if alignment.get("prepared_size") else "")))
+        lines.append(f"| {label} | {report['model']} | {report['pairs']} ({report['n_pairs']}) | {align} | "
+                     f"{recipe_text(report)} | {acc} | {m['val_mean'] * 100:.2f}% | {m['auc']:.4f} | "
+                     f"{m['eer']:.4f} | {paired} |")
         commands.append(f"- {label}: `{report.get('command', '(command not recorded)')}`")
     lines += ["", "Commands:", *commands]
     for workdir in F.workdirs:
@@ -56,7 +77,9 @@ def main(argv):
     text = "\n".join(lines) + "\n"
     print(text)
     if F.output:
-        Path(F.output).write_text(text)
+        from facenet_tf.atomic import write_text_atomically
+
+        write_text_atomically(F.output, text)
 
 
 if __name__ == "__main__":

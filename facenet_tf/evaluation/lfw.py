@@ -27,7 +27,7 @@ from facenet_tf.align import AlignConfig, align_images
 from facenet_tf.atomic import write_json_atomically
 from facenet_tf.data.lfw import PairsFile, load_pairs
 from facenet_tf.evaluation import verification
-from facenet_tf.evaluation.embed import Embedder, embed, l2_normalize
+from facenet_tf.evaluation.embed import Embedder, embed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,54 +65,120 @@ def provenance(pair_sets: list[PairArrays]) -> dict:
             "pairs_files": [{"path": s.pairs_file, "sha256": s.sha256} for s in pair_sets]}
 
 
-def embed_pairs(embedder: Embedder, pair_sets: list[PairArrays], align: AlignConfig,
-                flips: tuple[bool, ...] = (False,), progress: bool = True, batch_size: int = 64,
-                cache: bool = True, cache_root: str | Path | None = None) -> tuple[dict[bool, list[np.ndarray]], dict]:
-    """Aligns and embeds every distinct image of ``pair_sets`` once (and its mirror image once, if a flip
-    variant is asked for); returns ``{flip: [distances of each set]}`` and alignment statistics (fallbacks are
-    counted, as the paper reports its two)."""
+SetEmbeddings = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
+
+
+def embed_pairs(embedder: Embedder, pair_sets: list[PairArrays], align: AlignConfig, mirrored: bool = False,
+                progress: bool = True, batch_size: int = 64, cache: bool = True,
+                cache_root: str | Path | None = None) -> tuple[list[SetEmbeddings], dict]:
+    """Aligns and embeds every distinct image of ``pair_sets`` once (and, with ``mirrored``, its mirror image
+    once); returns, per set, the embeddings of its pairs' two sides ``(a, b)`` and of their mirror images (or
+    None), and alignment statistics (fallbacks are counted, as the paper reports its two)."""
     images = sorted({p for s in pair_sets for p in s.paths_a + s.paths_b})
     position = {p: i for i, p in enumerate(images)}
     aligned = align_images(images, config=align, progress=progress, cache=cache, cache_root=cache_root)
     plain = embed(embedder, aligned.images, batch_size=batch_size, progress=progress, sources=images)
-    mirrored = None
-    if True in flips:
-        mirrored = embed(embedder, aligned.images[:, :, ::-1], batch_size=batch_size, progress=progress,
-                         description="embedding mirrors", sources=images)
-    distances: dict[bool, list[np.ndarray]] = {}
-    for flip in flips:
-        embeddings = l2_normalize(plain + mirrored) if flip else plain
-        distances[flip] = [verification.squared_l2(embeddings[[position[p] for p in s.paths_a]],
-                                                   embeddings[[position[p] for p in s.paths_b]])
-                           for s in pair_sets]
+    mirror = None
+    if mirrored:
+        mirror = embed(embedder, aligned.images[:, :, ::-1], batch_size=batch_size, progress=progress,
+                       description="embedding mirrors", sources=images)
+    result = []
+    for s in pair_sets:
+        a, b = [position[p] for p in s.paths_a], [position[p] for p in s.paths_b]
+        result.append(((plain[a], plain[b]), None if mirror is None else (mirror[a], mirror[b])))
     stats = {"images": len(images), "fallbacks": aligned.fallback_count, "fallback_images": aligned.fallbacks[:20],
              "alignment_summary": aligned.summary()}
-    return distances, stats
+    return result, stats
+
+
+def score_pair_sets(recipe: verification.Recipe, sets: list[PairArrays], embeddings: list[SetEmbeddings],
+                    view1: bool, far_target: float = 1e-3) -> verification.VerificationResult:
+    """The protocol's result of ``recipe``: View 1 (two sets: thresholds and mean on DevTrain, accuracy on
+    DevTest) or k folds of one set."""
+    if view1:
+        (train, test), ((train_plain, train_mirror), (plain, mirror)) = sets, embeddings
+        return recipe.score(plain, mirror, test.is_same, train=(train_plain, train_mirror, train.is_same),
+                            far_target=far_target)
+    (test,), ((plain, mirror),) = sets, embeddings
+    return recipe.score(plain, mirror, test.is_same, folds=test.folds, far_target=far_target)
 
 
 def evaluate_lfw_variants(embedder: Embedder, pairs: str = "view2", root: str | None = None,
                           alignment: str = "detect", flips: tuple[bool, ...] = (False,), subset: int | None = None,
                           align_overrides: dict | None = None, far_target: float = 1e-3, progress: bool = True,
                           batch_size: int = 64, cache: bool = True, cache_root: str | Path | None = None,
-                          pair_sets: list[PairArrays] | None = None) -> list[dict]:
-    """One report (JSON-ready dict) per entry of ``flips``, sharing the alignment and embedding work.
+                          pair_sets: list[PairArrays] | None = None,
+                          recipes: tuple[verification.Recipe, ...] | None = None) -> list[dict]:
+    """One report (JSON-ready dict) per recipe, sharing the alignment and embedding work. ``recipes``
+    (``verification.Recipe``: flip mode, distance, training-fold mean subtraction) default to one per entry of
+    ``flips`` (False: the plain embeddings; True: with the mirror image's, averaged), squared L2.
     ``pair_sets``: ``load_pair_sets(pairs, root, subset)`` when already loaded (a command checks its inputs
     before loading the model)."""
+    recipes = recipes or tuple(verification.Recipe(flip="mean" if flip else "none") for flip in flips)
     align = AlignConfig(mode=alignment, output_size=embedder.input_size, **(align_overrides or {}))
     sets = pair_sets if pair_sets is not None else load_pair_sets(pairs, root, subset)
-    distances, stats = embed_pairs(embedder, sets, align, flips, progress, batch_size, cache, cache_root)
+    embeddings, stats = embed_pairs(embedder, sets, align, any(r.flip != "none" for r in recipes), progress,
+                                    batch_size, cache, cache_root)
     reports = []
-    for flip in flips:
-        if pairs == "view1":
-            (train, test), (d_train, d_test) = sets, distances[flip]
-            result = verification.evaluate_with_train_split(d_train, train.is_same, d_test, test.is_same,
-                                                            far_target)
-        else:
-            (test,), (d_test,) = sets, distances[flip]
-            result = verification.evaluate_verification(d_test, test.is_same, test.folds, far_target)
+    for recipe in recipes:
+        result = score_pair_sets(recipe, sets, embeddings, pairs == "view1", far_target)
+        test = sets[-1]
         reports.append({"model": embedder.name, "pairs": pairs, "n_pairs": len(test.is_same),
                         "subset_per_fold": subset, **provenance(sets), "alignment": dataclasses.asdict(align),
-                        "flip": flip, **stats,
+                        "flip": recipe.flip != "none", "recipe": dataclasses.asdict(recipe), **stats,
+                        "metrics": result.to_dict(), "table": result.format_table(), "_result": result})
+    return reports
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionMember:
+    """One model of a fusion: its embedder, its alignment and how its mirror images are used (``flip``, a
+    ``verification.FLIP_MODES`` entry), each as selected for that model alone."""
+
+    embedder: Embedder
+    align: AlignConfig
+    flip: str = "none"
+
+
+def fuse_embeddings(parts: list[np.ndarray]) -> np.ndarray:
+    """The unit embeddings of several models side by side, each scaled by 1/sqrt(k): a unit vector whose squared
+    L2 distance is the mean of the models' squared L2 distances."""
+    return np.concatenate([np.asarray(p, np.float64) for p in parts], axis=1) / np.sqrt(len(parts))
+
+
+def evaluate_lfw_fusion(members: list[FusionMember], pairs: str = "view2", root: str | None = None,
+                        subset: int | None = None, recipes: tuple[verification.Recipe, ...] = (verification.Recipe(),),
+                        far_target: float = 1e-3, progress: bool = True, batch_size: int = 64, cache: bool = True,
+                        cache_root: str | Path | None = None,
+                        pair_sets: list[PairArrays] | None = None) -> list[dict]:
+    """Several models as one: each member embeds the pairs' images with its own alignment and flip mode; their
+    unit embeddings are concatenated (``fuse_embeddings``) and every recipe scores the joint vectors (its
+    ``flip`` must be ``none``: the members' own flip modes apply). One report per recipe."""
+    if len(members) < 2:
+        raise ValueError(f"a fusion needs at least two members, got {len(members)}")
+    if any(r.flip != "none" for r in recipes):
+        raise ValueError("fusion recipes take flip=none: each member's flip mode applies to its own embeddings")
+    sets = pair_sets if pair_sets is not None else load_pair_sets(pairs, root, subset)
+    per_member, all_stats = [], []
+    for member in members:
+        embeddings, stats = embed_pairs(member.embedder, sets, member.align, member.flip != "none", progress,
+                                        batch_size, cache, cache_root)
+        per_member.append([tuple(verification.combine_flip(p, None if m is None else m[i], member.flip)
+                                 for i, p in enumerate(plain)) for plain, m in embeddings])
+        all_stats.append(stats)
+    fused = [((fuse_embeddings([m[k][0] for m in per_member]), fuse_embeddings([m[k][1] for m in per_member])),
+              None) for k in range(len(sets))]
+    reports = []
+    for recipe in recipes:
+        result = score_pair_sets(recipe, sets, fused, pairs == "view1", far_target)
+        reports.append({"model": " + ".join(m.embedder.name for m in members), "pairs": pairs,
+                        "n_pairs": len(sets[-1].is_same), "subset_per_fold": subset, **provenance(sets),
+                        "members": [{"model": m.embedder.name, "alignment": dataclasses.asdict(m.align),
+                                     "flip": m.flip, "fallbacks": st["fallbacks"], "images": st["images"]}
+                                    for m, st in zip(members, all_stats)],
+                        "alignment": dataclasses.asdict(members[0].align), "flip": False,
+                        "recipe": dataclasses.asdict(recipe), "fallbacks": sum(st["fallbacks"] for st in all_stats),
+                        "images": all_stats[0]["images"],
                         "metrics": result.to_dict(), "table": result.format_table(), "_result": result})
     return reports
 
@@ -137,7 +203,11 @@ def _public(value):
 
 def write_report(report: dict, output_dir: str | Path) -> list[str]:
     """Writes ``results.json`` and ``roc.png`` of one report into ``output_dir``."""
-    label = f"{report['model']} ({report['alignment']['mode']}{', flip' if report['flip'] else ''})"
+    recipe = report.get("recipe") or {"flip": "mean" if report["flip"] else "none"}
+    extras = [f"flip {recipe['flip']}" if recipe["flip"] != "none" else "",
+              "cosine" if recipe.get("distance") == "cosine" else "",
+              "mean subtracted" if recipe.get("subtract_mean") else ""]
+    label = f"{report['model']} ({', '.join([report['alignment']['mode'], *filter(None, extras)])})"
     return write_results(report, {label: report["_result"].roc}, output_dir, f"LFW {report['pairs']}: ROC")
 
 
@@ -145,14 +215,17 @@ def evaluate_lfw(embedder: Embedder, pairs: str = "view2", root: str | None = No
                  flip: bool = False, subset: int | None = None, output_dir: str | Path | None = None,
                  align_overrides: dict | None = None, far_target: float = 1e-3, progress: bool = True,
                  batch_size: int = 64, cache: bool = True, cache_root: str | Path | None = None,
-                 extra: dict | None = None, pair_sets: list[PairArrays] | None = None) -> dict:
+                 extra: dict | None = None, pair_sets: list[PairArrays] | None = None,
+                 recipe: verification.Recipe | None = None) -> dict:
     """Runs the protocol; returns a JSON-ready dict (plus ``extra``, e.g. the command line) and, with
     ``output_dir``, writes ``results.json`` and ``roc.png`` there (only once every pair has been scored).
+    ``recipe`` (``verification.Recipe``), when given, replaces ``flip``.
 
     Raises (expected failures, each naming what is wrong): ``PairsError`` (bad ``pairs``), ``FileNotFoundError``
     (no image tree, a missing image), ``ImageReadError`` (an unreadable image), ``NonFiniteEmbeddingError``."""
     (report,) = evaluate_lfw_variants(embedder, pairs, root, alignment, (flip,), subset, align_overrides,
-                                      far_target, progress, batch_size, cache, cache_root, pair_sets)
+                                      far_target, progress, batch_size, cache, cache_root, pair_sets,
+                                      None if recipe is None else (recipe,))
     report.update(extra or {})
     if output_dir is not None:
         report["files"] = write_report(report, output_dir)

@@ -612,3 +612,58 @@ def evaluate_embeddings_with_train_split(train: tuple[np.ndarray, np.ndarray], t
         result = VerificationResult(folds=result.folds, far_target=far_target, roc=result.roc,
                                     protocol="thresholds and mean embedding chosen on a separate training set")
     return result
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a pair is scored from its images' embeddings: ``flip`` (``FLIP_MODES``: the mirror image's embedding
+    left out, averaged in or concatenated), ``distance`` (``DISTANCE_METRICS``) and ``subtract_mean``
+    (training-fold mean subtraction). The default is the paper's: squared L2 of the plain embeddings."""
+
+    flip: str = "none"
+    distance: str = "squared_l2"
+    subtract_mean: bool = False
+
+    def __post_init__(self) -> None:
+        if self.flip not in FLIP_MODES:
+            raise ValueError(f"flip must be one of {FLIP_MODES}, got {self.flip!r}")
+        if self.distance not in DISTANCE_METRICS:
+            raise ValueError(f"distance must be one of {DISTANCE_METRICS}, got {self.distance!r}")
+
+    @property
+    def name(self) -> str:
+        return f"flip={self.flip},distance={self.distance},subtract_mean={str(self.subtract_mean).lower()}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Recipe":
+        """The inverse of :attr:`name` (any order, any subset of the keys): ``flip=mean,distance=cosine``."""
+        values: dict = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, _, value = item.partition("=")
+            if key not in ("flip", "distance", "subtract_mean") or not value:
+                raise ValueError(f"recipe {text!r}: expected key=value items of flip, distance, subtract_mean; "
+                                 f"got {item!r}")
+            if key == "subtract_mean":
+                if value not in ("true", "false"):
+                    raise ValueError(f"recipe {text!r}: subtract_mean is true or false, got {value!r}")
+                values[key] = value == "true"
+            else:
+                values[key] = value
+        return cls(**values)
+
+    def score(self, plain: tuple[np.ndarray, np.ndarray], mirrored: tuple[np.ndarray, np.ndarray] | None,
+              is_same: np.ndarray, folds: np.ndarray | None = None,
+              train: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None, np.ndarray] | None
+              = None, far_target: float = DEFAULT_FAR_TARGET) -> VerificationResult:
+        """Evaluates the pairs whose images' embeddings are ``plain`` = (a, b) (and ``mirrored``, their mirror
+        images'): in ``folds`` (k-fold protocol) or, with ``train`` = (plain, mirrored, is_same) of separate
+        training pairs, thresholds (and mean) chosen on those."""
+        def joined(p, m):
+            return tuple(combine_flip(x, None if m is None else y, self.flip) for x, y in zip(p, m or (None, None)))
+
+        test = joined(plain, mirrored)
+        if train is not None:
+            train_plain, train_mirrored, train_same = train
+            return evaluate_embeddings_with_train_split(joined(train_plain, train_mirrored), train_same, test,
+                                                        is_same, self.distance, self.subtract_mean, far_target)
+        return evaluate_embeddings(*test, is_same, folds, self.distance, self.subtract_mean, far_target)

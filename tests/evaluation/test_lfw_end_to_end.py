@@ -65,3 +65,72 @@ def test_load_embedder_sources(tmp_path):
     with pytest.raises(ValueError, match="at_init needs a training workdir"):
         load_embedder("nns2", at_init=True)
     keras.backend.clear_session()
+
+
+def test_recipes_share_the_work_and_score_the_pairs_embeddings(lfw_root, tmp_path):
+    """Every recipe of one call scores the same embeddings: the flip=mean recipe is the old flip=True report, and
+    each recipe's metrics equal ``Recipe.score`` on the pairs' embeddings taken directly (a small random model,
+    centre crops, View 1 subset: thresholds and mean from DevTrain)."""
+    from facenet_tf.align import AlignConfig, align_images
+    from facenet_tf.evaluation.embed import keras_embedder
+    from facenet_tf.evaluation.verification import Recipe
+
+    keras.utils.set_random_seed(0)
+    embedder = keras_embedder(create_model("nns2", embedding_dim=8, input_shape=(64, 48, 3)), "tiny")
+    recipes = (Recipe("mean"), Recipe("concat", "cosine", True), Recipe("none", "squared_l2", True))
+    kwargs = dict(subset=4, progress=False, cache_root=tmp_path / "cache")
+    reports = evaluate_lfw_variants(embedder, "view1", str(lfw_root), "center", (), recipes=recipes, **kwargs)
+    (old,) = evaluate_lfw_variants(embedder, "view1", str(lfw_root), "center", (True,), **kwargs)
+    assert reports[0]["metrics"]["accuracy_mean"] == old["metrics"]["accuracy_mean"] and old["flip"] is True
+    assert [r["recipe"]["flip"] for r in reports] == ["mean", "concat", "none"]
+    sets = [PairArrays.from_pairs(load_pairs(name, lfw_root), subset=4) for name in ("view1_train", "view1_test")]
+    align = AlignConfig(mode="center", output_size=(64, 48))
+
+    def embeddings(pairs):
+        sides = [align_images(list(paths), config=align, progress=False, cache=False).images
+                 for paths in (pairs.paths_a, pairs.paths_b)]
+        return (tuple(embedder(x) for x in sides), tuple(embedder(x[:, :, ::-1].copy()) for x in sides))
+
+    (train_plain, train_mirror), (test_plain, test_mirror) = map(embeddings, sets)
+    for recipe, report in zip(recipes, reports):
+        direct = recipe.score(test_plain, test_mirror, sets[1].is_same,
+                              train=(train_plain, train_mirror, sets[0].is_same))
+        assert report["metrics"]["accuracy_mean"] == pytest.approx(direct.accuracy_mean)
+        assert report["metrics"]["folds"][0]["accuracy_threshold"] == pytest.approx(
+            direct.folds[0].accuracy_threshold, abs=1e-6)
+
+
+def test_fusion_scores_the_members_unit_embeddings_side_by_side(lfw_root, tmp_path):
+    """Two small random models at their own input sizes: the fused report equals the recipe applied to the
+    concatenation of each member's flip-combined embeddings / sqrt(2); bad fusions are refused."""
+    from facenet_tf.align import AlignConfig, align_images
+    from facenet_tf.evaluation.embed import keras_embedder
+    from facenet_tf.evaluation.lfw import FusionMember, evaluate_lfw_fusion
+    from facenet_tf.evaluation.verification import Recipe, combine_flip
+
+    keras.utils.set_random_seed(1)
+    first = keras_embedder(create_model("nns2", embedding_dim=8, input_shape=(64, 48, 3)), "first")
+    second = keras_embedder(create_model("nns2", embedding_dim=4, input_shape=(56, 56, 3)), "second")
+    members = [FusionMember(first, AlignConfig(mode="center", output_size=(64, 48)), "mean"),
+               FusionMember(second, AlignConfig(mode="center", output_size=(56, 56), crop_size=150), "none")]
+    recipe = Recipe("none", "cosine", True)
+    (report,) = evaluate_lfw_fusion(members, "view1", str(lfw_root), subset=4, recipes=(recipe,), progress=False,
+                                    cache_root=tmp_path / "cache")
+    sets = [PairArrays.from_pairs(load_pairs(name, lfw_root), subset=4) for name in ("view1_train", "view1_test")]
+
+    def side(member, paths):
+        crops = align_images(list(paths), config=member.align, progress=False, cache=False).images
+        mirror = member.embedder(crops[:, :, ::-1].copy()) if member.flip != "none" else None
+        return combine_flip(member.embedder(crops), mirror, member.flip)
+
+    def fused(pairs):
+        return tuple(np.concatenate([side(m, paths) for m in members], axis=1) / np.sqrt(2)
+                     for paths in (pairs.paths_a, pairs.paths_b))
+
+    direct = recipe.score(fused(sets[1]), None, sets[1].is_same, train=(fused(sets[0]), None, sets[0].is_same))
+    assert report["metrics"]["accuracy_mean"] == pytest.approx(direct.accuracy_mean)
+    assert report["model"] == "first + second" and [m["flip"] for m in report["members"]] == ["mean", "none"]
+    with pytest.raises(ValueError, match="at least two"):
+        evaluate_lfw_fusion(members[:1], "view1", str(lfw_root), subset=4)
+    with pytest.raises(ValueError, match="flip=none"):
+        evaluate_lfw_fusion(members, "view1", str(lfw_root), subset=4, recipes=(Recipe("mean"),))

@@ -484,3 +484,12 @@ def test_train_split_mean_comes_from_the_training_pairs():
                                          pair_distances(*test, "cosine", mean), same[half:])
     assert result.folds[0].accuracy == expected.folds[0].accuracy
     assert result.folds[0].accuracy_threshold == expected.folds[0].accuracy_threshold
+
+
+def test_recipe_names_parse_back_and_bad_ones_are_refused():
+    for recipe in (v.Recipe(), v.Recipe("concat", "cosine", True)):
+        assert v.Recipe.parse(recipe.name) == recipe
+    assert v.Recipe.parse("distance=cosine") == v.Recipe("none", "cosine", False)
+    for bad in ("flip=max", "distance=l1", "subtract_mean=yes", "scale=2", "flip"):
+        with pytest.raises(ValueError):
+            v.Recipe.parse(bad)
