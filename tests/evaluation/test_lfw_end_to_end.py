@@ -134,3 +134,19 @@ def test_fusion_scores_the_members_unit_embeddings_side_by_side(lfw_root, tmp_pa
         evaluate_lfw_fusion(members[:1], "view1", str(lfw_root), subset=4)
     with pytest.raises(ValueError, match="flip=none"):
         evaluate_lfw_fusion(members, "view1", str(lfw_root), subset=4, recipes=(Recipe("mean"),))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--recipe=flip=max"], "eval_lfw.py: error: --recipe: flip must be one of ('none', 'mean', 'concat'), got 'max'"),
+    (["--recipe=flip=mean", "--flip"], "eval_lfw.py: error: --flip and --recipe both say how to use the mirror image"),
+])
+def test_a_bad_recipe_is_a_usage_error_before_any_work(tmp_path, flags, expected):
+    from tests.reliability.conftest import python_env, run
+
+    out = tmp_path / "out"
+    proc = run(["experiments/eval_lfw.py", "--model=nns2", "--pairs=view1", f"--output_dir={out}", "--alignment=center",
+                *flags], tmp_path / "log.txt", timeout=60, env=python_env(FACENET_TF_CACHE_DIR=str(tmp_path / "c")))
+    assert proc.returncode == 2, proc.output
+    (line,) = proc.output.strip().splitlines()
+    assert line.startswith(expected), line
+    assert not (tmp_path / "c").exists() and not (out / "results.json").exists()

@@ -162,16 +162,3 @@ def test_read_only_output_dir_fails_in_one_line_before_any_embedding(layout, sav
     assert not (tmp_path / "cache").exists()  # nothing was aligned, let alone embedded
     assert not any(out.iterdir())
 
-
-@pytest.mark.parametrize("flags, expected", [
-    (["--recipe=flip=max"], "eval_lfw.py: error: --recipe: flip must be one of ('none', 'mean', 'concat'), got 'max'"),
-    (["--recipe=flip=mean", "--flip"], "eval_lfw.py: error: --flip and --recipe both say how to use the mirror image"),
-])
-def test_a_bad_recipe_is_a_usage_error_before_any_work(layout, saved_model, tmp_path, flags, expected):
-    pairs, _, out = layout
-    proc = run([SCRIPT, f"--model={saved_model}", f"--pairs={pairs}", f"--output_dir={out}", "--alignment=center",
-                *flags], tmp_path / "log.txt", timeout=60, env=python_env(FACENET_TF_CACHE_DIR=str(tmp_path / "c")))
-    assert proc.returncode == 2, proc.output
-    (line,) = proc.output.strip().splitlines()
-    assert line.startswith(expected), line
-    assert not (tmp_path / "c").exists() and not (out / "results.json").exists()
