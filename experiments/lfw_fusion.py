@@ -16,6 +16,7 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -70,7 +71,7 @@ def main(argv):
         raise app.UsageError(str(error))
     members = []
     for source, mode, overrides, flip in specs:
-        embedder = load_embedder(source)
+        embedder = dataclasses.replace(load_embedder(source), name=source)  # named as given: two may share a net
         members.append(FusionMember(embedder, AlignConfig(mode=mode, output_size=embedder.input_size, **overrides),
                                     flip))
     reports = evaluate_lfw_fusion(members, F.pairs, F.data_dir, F.subset, recipes)

@@ -162,6 +162,10 @@ class PhotoFaces:
         return [row for row, record in enumerate(self.records) if record.source == key]
 
 
+#: Photos read and run through MTCNN together (MTCNN batches those of one shape).
+DETECT_BATCH = 16
+
+
 def find_faces(
     photos: Sequence[str | os.PathLike],
     output_size: int | Sequence[int] = 160,
@@ -197,20 +201,27 @@ def find_faces(
     readable: list[str] = []
     unreadable: list[tuple[str, str]] = []
     without_faces: list[str] = []
-    for photo in tqdm([os.fspath(p) for p in photos], desc="finding faces", unit="photo", disable=not progress,
-                      dynamic_ncols=True):
-        try:
-            image = read_image(photo)
-        except ImageReadError as error:
-            unreadable.append((photo, error.reason))
-            continue
-        readable.append(photo)
-        kept = _detect(image, detector, faces, min_confidence, min_face_size, max_side)
-        if not kept:
-            without_faces.append(photo)
-        for number, (box, confidence) in enumerate(kept):
-            crops.append(crop_face(image, box, output_size, margin=margin))
-            records.append(FaceRecord(photo, number, box, confidence))
+    paths = [os.fspath(p) for p in photos]
+    with tqdm(total=len(paths), desc="finding faces", unit="photo", disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, len(paths), DETECT_BATCH):  # MTCNN runs on the photos of a chunk together
+            chunk = []
+            for photo in paths[start:start + DETECT_BATCH]:
+                try:
+                    image = read_image(photo)
+                except ImageReadError as error:
+                    unreadable.append((photo, error.reason))
+                    continue
+                readable.append(photo)
+                chunk.append((photo, image, *_shrink(image, max_side)))
+            found = detector.detect_batch([small for _, _, small, _ in chunk], batch_size=len(chunk)) if chunk else []
+            for (photo, image, small, scale), detections in zip(chunk, found):
+                kept = _kept(detections, image, small, scale, faces, min_confidence, min_face_size)
+                if not kept:
+                    without_faces.append(photo)
+                for number, (box, confidence) in enumerate(kept):
+                    crops.append(crop_face(image, box, output_size, margin=margin))
+                    records.append(FaceRecord(photo, number, box, confidence))
+            bar.update(min(DETECT_BATCH, len(paths) - start))
     height, width = _size(output_size)
     array = np.stack(crops) if crops else np.zeros((0, height, width, 3), np.uint8)
     return PhotoFaces(array, records, readable, unreadable, without_faces)
@@ -223,16 +234,20 @@ def _size(output_size: int | Sequence[int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _detect(image: np.ndarray, detector, which: str, min_confidence: float, min_face_size: int,
-            max_side: int) -> list[tuple[tuple[float, float, float, float], float]]:
-    """The kept faces of one image as ``(box in original pixels, confidence)``, left to right."""
+def _shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image detection runs on (downscaled so its longer side is at most ``max_side``) and the scale."""
     scale = min(1.0, max_side / max(image.shape[:2]))
-    small = image
-    if scale < 1.0:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    found = [face for face in detector.detect(small)
-             if face.confidence >= min_confidence and face.size / scale >= min_face_size]
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _kept(found, image: np.ndarray, small: np.ndarray, scale: float, which: str, min_confidence: float,
+          min_face_size: int) -> list[tuple[tuple[float, float, float, float], float]]:
+    """The faces MTCNN ``found`` in ``small`` that are kept, as ``(box in original pixels, confidence)``, left to
+    right."""
+    found = [face for face in found if face.confidence >= min_confidence and face.size / scale >= min_face_size]
     if not found:
         return []
     if which != "all":
@@ -244,6 +259,13 @@ def _detect(image: np.ndarray, detector, which: str, min_confidence: float, min_
         box = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
         result.append((box, float(face.confidence)))
     return sorted(result, key=lambda item: (item[0][0], item[0][1]))
+
+
+def _detect(image: np.ndarray, detector, which: str, min_confidence: float, min_face_size: int,
+            max_side: int) -> list[tuple[tuple[float, float, float, float], float]]:
+    """The kept faces of one image as ``(box in original pixels, confidence)``, left to right."""
+    small, scale = _shrink(image, max_side)
+    return _kept(detector.detect(small), image, small, scale, which, min_confidence, min_face_size)
 
 
 def save_faces(path: str | os.PathLike, found: PhotoFaces, embeddings: np.ndarray, model: str,

@@ -15,11 +15,16 @@ class FakeDetector:
     def __init__(self, faces_by_width):
         self.faces_by_width = faces_by_width
         self.shapes = []
+        self.batches = []
 
     def detect(self, image):
         self.shapes.append(image.shape)
         return [Face(box, confidence, np.zeros((5, 2), np.float32))
                 for box, confidence in self.faces_by_width.get(image.shape[1], [])]
+
+    def detect_batch(self, images, batch_size=32):  # the FaceDetector interface: several images, one call
+        self.batches.append(len(images))
+        return [self.detect(image) for image in images]
 
 
 def write(path, width=200, height=100, value=128):
@@ -127,6 +132,19 @@ def test_find_faces_filters_orders_and_scales_back(tmp_path):
     # the left face lies in the red half of the photo, the right one does not
     assert found.crops[0, ..., 0].mean() > 250 and found.crops[1, ..., 0].mean() < 140
     assert found.faces_of(big) == [0, 1]
+
+
+def test_find_faces_runs_the_detector_on_chunks_of_photos_in_order(tmp_path):
+    """MTCNN sees DETECT_BATCH photos per call (unreadable ones left out), and every photo keeps its own faces."""
+    from facenet_tf.recognition.photos import DETECT_BATCH
+
+    photos = [write(tmp_path / f"p{i:02d}.jpg", width=200 + 20 * (i % 2)) for i in range(DETECT_BATCH + 4)]
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    detector = FakeDetector({200: [((10, 10, 60, 60), 0.99)], 220: []})
+    found = find_faces([*photos[:3], tmp_path / "broken.jpg", *photos[3:]], detector=detector, progress=False)
+    assert detector.batches == [DETECT_BATCH - 1, 5]
+    assert [r.source for r in found.records] == [str(p) for p in photos[::2]]
+    assert found.without_faces == [str(p) for p in photos[1::2]] and len(found.unreadable) == 1
 
 
 def test_find_faces_one_per_photo_and_skipped_files(tmp_path):
