@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--photos", type=int, default=None, help="LFW photos cycled through (default: 64)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per model call, both sides")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--detect-batch", type=int, default=8)
+    parser.add_argument("--detect-batch", type=int, default=16)
     parser.add_argument("--max-queue", type=int, default=64)
     parser.add_argument("--data-dir", default=None, help="LFW root (default: FACENET_TF_LFW_DIR or ../shared)")
     parser.add_argument("--quick", action="store_true",

@@ -37,7 +37,7 @@ class Batching:
 
     max_batch: int = 32
     max_wait: float = 0.005
-    detect_batch: int = 8
+    detect_batch: int = 16  # as find_faces; see docs/serving.md, results/serve_cpu*.md
     max_queue: int = 64
 
 
