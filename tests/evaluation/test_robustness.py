@@ -74,7 +74,7 @@ def test_quick_mode_writes_the_table_and_plot(lfw_root, tmp_path):
     create_model("nns2", embedding_dim=8, input_shape=(64, 64, 3)).save(model)
     out = tmp_path / "out"
     args = [sys.executable, "experiments/robustness.py", f"--model={model}", "--quick", f"--output_dir={out}",
-            f"--data_dir={lfw_root}", "--recipe=flip=none"]
+            f"--data_dir={lfw_root}", "--recipe=flip=none", "--places=crop,photo"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=python_env(
         FACENET_TF_CACHE_DIR=str(tmp_path / "cache")))
     assert proc.returncode == 0, proc.stderr[-3000:]
