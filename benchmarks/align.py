@@ -34,9 +34,9 @@ _OUTPUT_SIZE = flags.DEFINE_integer("output_size", 160, "Square output size of t
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed repetitions per row; the fastest is reported.")
 
 
-def lfw_sample(num_images: int, data_dir: str | None = None) -> list[Path]:
+def lfw_sample(num_images: int, root: Path | None) -> list[Path]:
     """``num_images`` deep-funneled LFW images spread evenly over the sorted tree."""
-    images_dir = paths.lfw_images_dir(data_dir)
+    images_dir = paths.lfw_images_dir(root)
     files = sorted(images_dir.glob("*/*.jpg"))
     if len(files) < num_images:
         raise ValueError(f"asked for {num_images} images, {images_dir} holds {len(files)}")
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
     unknown = sorted(set(_MODES.value) - set(MODES))
     if unknown:
         raise app.UsageError(f"unknown modes {unknown}; choose from {list(MODES)}")
-    files = lfw_sample(_NUM_IMAGES.value, _DATA_DIR.value)
+    files = lfw_sample(_NUM_IMAGES.value, paths.command_lfw_root(_DATA_DIR.value))
     rows = []
     if any(mode != "center" for mode in _MODES.value):
         start = time.perf_counter()

@@ -38,9 +38,9 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the table to this mark
 CLI = [sys.executable, "-m", "facenet_tf.cli"]
 
 
-def lfw_sample(num_photos: int, data_dir: str | None = None) -> list[Path]:
+def lfw_sample(num_photos: int, root: Path | None) -> list[Path]:
     """``num_photos`` LFW photos spread evenly over the sorted tree."""
-    files = sorted(paths.lfw_images_dir(data_dir).glob("*/*.jpg"))
+    files = sorted(paths.lfw_images_dir(root).glob("*/*.jpg"))
     step = len(files) / num_photos
     return [files[int(i * step)] for i in range(num_photos)]
 
@@ -64,7 +64,7 @@ def cpu_model() -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    photos = lfw_sample(_NUM_PHOTOS.value, _DATA_DIR.value)
+    photos = lfw_sample(_NUM_PHOTOS.value, paths.command_lfw_root(_DATA_DIR.value))
     repeats = _REPEATS.value
     rows = [("`import tensorflow`", wall([sys.executable, "-c", "import tensorflow"], repeats), None),
             ("`facenet-tf --help`", wall([*CLI, "--help"], repeats), None)]

@@ -50,7 +50,7 @@ def main(argv):
     from facenet_tf.data.sampling import BatchComposition
     from facenet_tf.data.tfrecord import is_tfrecord_dir, read_metadata, tfrecord_training_dataset, write_tfrecords
 
-    images_dir = paths.lfw_images_dir(F.data_dir)
+    images_dir = paths.lfw_images_dir(paths.command_lfw_root(F.data_dir))
     tfr = Path(F.tfrecord_dir) if F.tfrecord_dir else paths.cache_dir() / "lfw_tfrecords"
     convert_s = None
     if "tfrecord" in F.sources and not is_tfrecord_dir(tfr):

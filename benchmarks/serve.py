@@ -191,7 +191,9 @@ def table(args: argparse.Namespace, library: dict, rounds: list[dict], photos: i
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    photos = lfw_sample(args.photos, args.data_dir)
+    from facenet_tf import paths
+
+    photos = lfw_sample(args.photos, paths.command_lfw_root(args.data_dir))  # the LFW root, resolved once
     with tempfile.TemporaryDirectory(prefix="serve_bench_") as scratch:
         folder = Path(scratch)
         model, weights, thresholds = args.model, args.weights, {}

@@ -95,6 +95,7 @@ def main(argv):
 
 
 def run():
+    from facenet_tf import paths
     from facenet_tf.evaluation.lfw import evaluate_lfw, load_pair_sets
 
     from facenet_tf.evaluation.verification import Recipe
@@ -105,14 +106,15 @@ def run():
         fail(f"--recipe: {error}", 2)
     if recipe is not None and F.flip:
         fail("--flip and --recipe both say how to use the mirror image: give one (--recipe=flip=mean)", 2)
-    sets = load_pair_sets(F.pairs, F.data_dir, F.subset)  # every image checked to exist, before the model loads
+    root = paths.command_lfw_root(F.data_dir, F.pairs)  # the LFW root, resolved once
+    sets = load_pair_sets(F.pairs, root, F.subset)  # every image checked to exist, before the model loads
     embedder = load_model("--model", F.model, F.weights, at_init=F.at_init)
     overrides = {k: v for k, v in (("margin", F.margin), ("crop_size", F.crop_size),
                                    ("margin_pixels", F.margin_pixels), ("prepared_size", F.prepared_size))
                  if v is not None}
     if F.cross_model is not None:
-        return cross_main(embedder, overrides, sets)
-    report = evaluate_lfw(embedder, pairs=F.pairs, root=F.data_dir, alignment=F.alignment, flip=F.flip,
+        return cross_main(embedder, overrides, sets, root)
+    report = evaluate_lfw(embedder, pairs=F.pairs, root=root, alignment=F.alignment, flip=F.flip,
                           subset=F.subset, output_dir=F.output_dir, align_overrides=overrides,
                           batch_size=F.batch_size, cache=F.cache,
                           extra={"command": " ".join(["python"] + sys.argv)}, pair_sets=sets, recipe=recipe)
@@ -126,12 +128,12 @@ def run():
         print("wrote", path)
 
 
-def cross_main(embedder, overrides, sets):
+def cross_main(embedder, overrides, sets, root):
     from facenet_tf.evaluation.lfw import write_results
     from facenet_tf.harmonic.cross_model import evaluate_lfw_cross
 
     other = load_model("--cross_model", F.cross_model, F.cross_weights)
-    reports = evaluate_lfw_cross(embedder, other, pairs=F.pairs, root=F.data_dir, alignment=F.alignment,
+    reports = evaluate_lfw_cross(embedder, other, pairs=F.pairs, root=root, alignment=F.alignment,
                                  subset=F.subset, align_overrides=overrides, batch_size=F.batch_size, cache=F.cache,
                                  pair_sets=sets)
     labels = {"a-a": f"A-A ({embedder.name})", "b-b": f"B-B ({other.name})", "a-b": "A-B", "b-a": "B-A",

@@ -75,11 +75,13 @@ def main(argv):
 
     started = time.time()
     try:
+        root = paths.command_lfw_root(F.data_dir)  # resolved once
+        images_dir = paths.lfw_images_dir(root)
         embedder = load_embedder(F.model, F.weights)
     except (ValueError, FileNotFoundError) as error:
         raise app.UsageError(str(error))
     align = AlignConfig(mode=F.alignment, output_size=embedder.input_size)
-    people = {k: v for k, v in list_identities(paths.lfw_images_dir(F.data_dir)).items() if len(v) >= F.min_images}
+    people = {k: v for k, v in list_identities(images_dir).items() if len(v) >= F.min_images}
     files = [f for images in people.values() for f in images]
     labels = np.array([name for name, images in people.items() for _ in images])
     position = {name: int(np.flatnonzero(labels == name)[0]) for name in people}
@@ -93,7 +95,7 @@ def main(argv):
         thresholds = [float(t) for t in F.thresholds]
         report += [f"Thresholds {', '.join(f'{t:.4f}' for t in thresholds)} (given with --thresholds).", ""]
     else:
-        pairs = load_pairs("view1_train", paths.lfw_dir(F.data_dir))
+        pairs = load_pairs("view1_train", root)
         unique = unique_images(pairs)
         pair_embeddings, _, _ = embed_files(embedder, list(unique.paths), align)
         distances = verification.squared_l2(pair_embeddings[unique.index_a], pair_embeddings[unique.index_b])

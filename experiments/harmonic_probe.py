@@ -105,9 +105,9 @@ def main(argv):
         raise app.UsageError(f"--exclude: {len(excludes)} entries for {groups} --old sources.")
     if groups > 1 and (not F.split_folds or groups * F.split_folds != 10):
         raise app.UsageError("Several --old sources need --split_folds with sources x folds = 10.")
-    sets = load_pair_sets(F.pairs)
+    root = paths.lfw_dir()  # the identities fitted on and the --exclude pairs; --pairs as every command reads it
+    sets = load_pair_sets(F.pairs, paths.command_lfw_root(None, F.pairs))
     test_images = pair_images(sets)
-    root = paths.lfw_dir()
     listed = list_identities(paths.lfw_images_dir(root))
     if F.save_dir and not F.features.endswith(":auto"):
         raise app.UsageError("--save_dir: --features must end in ':auto' (the input of the final projection, which "

@@ -82,6 +82,7 @@ def report_main():
     import json
     from pathlib import Path
 
+    from facenet_tf import paths
     from facenet_tf.evaluation.lfw import load_pair_sets
     from facenet_tf.harmonic.cross_model import evaluate_cross_model, harmonic_diagnosis, pair_images
     from facenet_tf.evaluation.plots import plot_roc
@@ -95,7 +96,7 @@ def report_main():
         if "=" not in item:
             raise app.UsageError(f"--new: expected label=source, got '{item}'.")
         news.append(tuple(item.split("=", 1)))
-    sets = load_pair_sets(F.pairs, subset=F.subset)
+    sets = load_pair_sets(F.pairs, paths.command_lfw_root(None, F.pairs), F.subset)
     images = pair_images(sets)
     old_sources = F.old.split("|")
     if len(old_sources) > 1 and not F.split_folds:

@@ -57,6 +57,7 @@ def parse_member(text: str):
 
 def main(argv):
     del argv
+    from facenet_tf import paths
     from facenet_tf.align import AlignConfig
     from facenet_tf.atomic import write_text_atomically
     from facenet_tf.evaluation.embed import load_embedder
@@ -67,6 +68,7 @@ def main(argv):
         specs = [parse_member(text) for text in F.member]
         recipes = tuple(Recipe.parse(t) for t in F.recipe) if F.recipe else (Recipe(), Recipe("none", "cosine", True))
         baseline = json.loads(Path(F.baseline_results).read_text()) if F.baseline_results else None
+        root = paths.command_lfw_root(F.data_dir, F.pairs)
     except (ValueError, OSError) as error:
         raise app.UsageError(str(error))
     members = []
@@ -74,7 +76,7 @@ def main(argv):
         embedder = dataclasses.replace(load_embedder(source), name=source)  # named as given: two may share a net
         members.append(FusionMember(embedder, AlignConfig(mode=mode, output_size=embedder.input_size, **overrides),
                                     flip))
-    reports = evaluate_lfw_fusion(members, F.pairs, F.data_dir, F.subset, recipes)
+    reports = evaluate_lfw_fusion(members, F.pairs, root, F.subset, recipes)
     out = Path(F.output_dir)
     rows = ["| recipe | accuracy ± SE | VAL @ FAR=1e-3 (± std) | AUC | EER | paired vs baseline (points, folds +/=/-) |",
             "| --- | --- | --- | --- | --- | --- |"]

@@ -56,6 +56,7 @@ def recipes_from_flags():
 
 def main(argv):
     del argv
+    from facenet_tf import paths
     from facenet_tf.atomic import write_text_atomically
     from facenet_tf.evaluation.embed import load_embedder
     from facenet_tf.evaluation.lfw import evaluate_lfw_variants, write_report
@@ -65,6 +66,10 @@ def main(argv):
         recipes, baseline = recipes_from_flags(), Recipe.parse(F.baseline)
     except (ValueError, TypeError) as error:
         raise app.UsageError(f"--recipe/--baseline: {error}")
+    try:
+        root = paths.command_lfw_root(F.data_dir, F.pairs)
+    except FileNotFoundError as error:
+        raise app.UsageError(str(error)) from None
     if baseline not in recipes:
         recipes += (baseline,)
     embedder = load_embedder(F.model, F.weights)
@@ -75,7 +80,7 @@ def main(argv):
     rows = ["| alignment | recipe | accuracy ± SE | VAL @ FAR=1e-3 (± std) | mean FAR | AUC | EER | threshold(s) | "
             "fallbacks | paired vs baseline (points, folds +/=/-) |", "| --- " * 10 + "|"]
     for alignment in F.alignments:
-        reports = evaluate_lfw_variants(embedder, F.pairs, F.data_dir, alignment, (), F.subset, overrides,
+        reports = evaluate_lfw_variants(embedder, F.pairs, root, alignment, (), F.subset, overrides,
                                         recipes=recipes)
         base = reports[recipes.index(baseline)]["_result"]
         for recipe, report in zip(recipes, reports):

@@ -36,9 +36,9 @@ def main(argv):
     from facenet_tf.data.lfw import list_identities, load_pairs, training_identities
     from facenet_tf.data.tfrecord import write_tfrecords
 
-    root = paths.lfw_dir(F.data_dir)
-    images_dir = paths.lfw_images_dir(root)
     try:
+        root = paths.command_lfw_root(F.data_dir)  # resolved once
+        images_dir = paths.lfw_images_dir(root)
         excluded = [load_pairs(name, root=root, check_exists=False) for name in F.exclude_pairs]
         split = training_identities(list_identities(images_dir), excluded)
         logging.info("%s", split.summary())

@@ -83,7 +83,7 @@ def main(argv):
     from facenet_tf.evaluation import photo_collections as pc
 
     started, enrolled = time.time(), [int(n) for n in F.enrolled]
-    root = paths.lfw_images_dir(F.data_dir)
+    root = paths.lfw_images_dir(paths.command_lfw_root(F.data_dir))
     folders = pc.build_collections(root, F.collections_dir or paths.cache_dir() / "photo_collections", F.seed,
                                    rebuild=F.rebuild)
     net = FaceNet("msceleb")

@@ -34,6 +34,7 @@ flags.mark_flags_as_required(["model", "output_dir"])
 
 def main(argv):
     del argv
+    from facenet_tf import paths
     from facenet_tf.align import AlignConfig
     from facenet_tf.atomic import check_output, write_json_atomically, write_text_atomically
     from facenet_tf.evaluation import robustness
@@ -49,12 +50,13 @@ def main(argv):
         bad = sorted(set(F.places) - set(robustness.PLACES))
         if bad:
             raise ValueError(f"--places: unknown {bad}; expected {robustness.PLACES}")
+        root = paths.command_lfw_root(F.data_dir, F.pairs)
     except (ValueError, OSError) as error:
         raise app.UsageError(str(error))
     conditions = robustness.table4_conditions()
     if F.quick:
         conditions = [robustness.Condition(), robustness.Condition("jpeg", 10), robustness.Condition("pixels", 1600)]
-    sets = load_pair_sets(F.pairs, F.data_dir, 2 if F.quick else None)
+    sets = load_pair_sets(F.pairs, root, 2 if F.quick else None)
     embedder = load_embedder(F.model)
     align = AlignConfig(mode="detect", output_size=embedder.input_size, margin=F.margin)
     rows = []

@@ -42,11 +42,17 @@ flags.mark_flags_as_required(["model", "output_dir"])
 
 def main(argv):
     del argv
-    from facenet_tf.export.commands import SavedModelCommand, command_line, run_saved_model_command, run_binary
+    from facenet_tf import paths
+    from facenet_tf.export.commands import (SavedModelCommand, command_line, run_saved_model_command, run_binary,
+                                            usage_error)
 
+    try:
+        lfw_root, pairs_root = paths.command_lfw_roots(F.data_dir, F.evaluate_int8)  # resolved once, here
+    except FileNotFoundError as error:
+        return usage_error(error)
     args = SavedModelCommand(model=F.model, output_dir=F.output_dir, weights=F.weights, threshold=F.threshold,
                              calibrate_threshold=F.calibrate_threshold, int8_scale=F.int8_scale,
-                             overwrite=F.overwrite, data_dir=F.data_dir, crop_size=F.crop_size,
+                             overwrite=F.overwrite, lfw_root=lfw_root, pairs_root=pairs_root, crop_size=F.crop_size,
                              evaluate_int8=F.evaluate_int8, subset=F.subset, report=F.report,
                              command=command_line(sys.argv))
     return run_binary(lambda: run_saved_model_command(args))

@@ -48,14 +48,19 @@ flags.mark_flags_as_required(["model", "output_dir"])
 
 def main(argv):
     del argv
-    from facenet_tf.export.commands import TFLiteCommand, command_line, run_tflite_command, run_binary
+    from facenet_tf import paths
+    from facenet_tf.export.commands import TFLiteCommand, command_line, run_tflite_command, run_binary, usage_error
 
+    try:
+        lfw_root, pairs_root = paths.command_lfw_roots(F.data_dir, F.evaluate)  # resolved once, here
+    except FileNotFoundError as error:
+        return usage_error(error)
     args = TFLiteCommand(model=F.model, output_dir=F.output_dir, weights=F.weights, variants=tuple(F.variants),
                          num_calibration_images=F.num_calibration_images, per_channel=F.per_channel,
                          float_nodes=tuple(F.float_nodes), threshold=F.threshold,
-                         calibrate_threshold=F.calibrate_threshold, data_dir=F.data_dir, crop_size=F.crop_size,
-                         evaluate=F.evaluate, subset=F.subset, num_threads=F.num_threads, report=F.report,
-                         reference_embeddings=F.reference_embeddings, overwrite=F.overwrite,
+                         calibrate_threshold=F.calibrate_threshold, lfw_root=lfw_root, pairs_root=pairs_root,
+                         crop_size=F.crop_size, evaluate=F.evaluate, subset=F.subset, num_threads=F.num_threads,
+                         report=F.report, reference_embeddings=F.reference_embeddings, overwrite=F.overwrite,
                          command=command_line(sys.argv),
                          notes=tuple(F.note))
     return run_binary(lambda: run_tflite_command(args))

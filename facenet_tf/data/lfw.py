@@ -313,8 +313,8 @@ def load_pairs(
 ) -> PairsFile:
     """Load a named LFW split — ``"view1_train"``, ``"view1_test"`` or ``"view2"`` — or any pairs file by path.
 
-    A name resolves to ``PAIRS_FILES[name]`` under the LFW root (``paths.lfw_dir(root)``: the argument, then
-    ``$FACENET_TF_LFW_DIR``, then ``../shared/data/lfw``) with images from ``paths.lfw_images_dir(root)``.
+    ``root`` is the resolved LFW root (a command's ``paths.command_lfw_root``; nothing is looked up here). A name
+    resolves to ``PAIRS_FILES[name]`` under ``root`` with images from ``paths.lfw_images_dir(root)``.
     A path reads its images from ``paths.lfw_images_dir(root)`` when ``root`` is given, else from the tree beside
     it (``paths.lfw_images_dir(path.parent)``: the pairs file's folder or its ``lfw-deepfunneled`` /
     ``lfw_funneled`` / ``lfw`` subfolder), never from the default LFW root: a user's pairs file scored on
@@ -324,8 +324,9 @@ def load_pairs(
     Raises:
         PairsError: an unknown name, a path that is not a file, or a fold selection the file does not have.
         PairsFileError: a malformed pairs file (see :func:`parse_pairs`).
-        FileNotFoundError: (with ``check_exists``) a path without ``root`` whose folder holds none of its images
-            (the message says to pass the image root, ``--data_dir``), or a missing image.
+        FileNotFoundError: a name without ``root`` (one line: the LFW root is needed), a pairs file missing from
+            ``root``, or (with ``check_exists``) a path without ``root`` whose folder holds none of its images (the
+            message says to pass the image root, ``--data_dir``), or a missing image.
     """
     key = os.fspath(name_or_path)
     match = re.fullmatch(r"(.+):folds=(\d+)(?:-(\d+))?", key)
@@ -335,8 +336,10 @@ def load_pairs(
             raise PairsError(f"{key!r}: expected ':folds=A-B' with 1 <= A <= B")
         return load_pairs(match[1], root, check_exists).select_folds(range(first - 1, last))
     if key in PAIRS_FILES:
-        lfw_root = paths.lfw_dir(root)
-        return parse_pairs(lfw_root / PAIRS_FILES[key], paths.lfw_images_dir(lfw_root), check_exists)
+        if root is None:
+            raise FileNotFoundError(f"the LFW pairs {key!r} need the LFW root (its pairs files and images), and none "
+                                    f"was found. {paths.LFW_HELP}")
+        return parse_pairs(Path(root).expanduser() / PAIRS_FILES[key], paths.lfw_images_dir(root), check_exists)
     path = Path(key)
     if not path.is_file():
         raise PairsError(

@@ -265,9 +265,9 @@ def load_pair_sets(pairs: str, root: str | None = None, subset: int | None = Non
     into 10 folds (``cross_validation_folds``) so that thresholds come from other DevTest pairs: unlike DevTrain's
     identities, which a model trained with ``--exclude_pairs=view1_test`` has seen, none of them was trained on.
 
-    Names resolve under the LFW root (``root``, else ``$FACENET_TF_LFW_DIR``, else ``../shared/data/lfw``); a
-    pairs file path reads the image tree beside it, or ``root``'s when ``root`` is given
-    (``facenet_tf.data.lfw.load_pairs``). Every image is checked to exist."""
+    Names resolve under ``root``, the LFW root the command resolved (``facenet_tf.paths.command_lfw_root``; a name
+    without it is a one-line ``FileNotFoundError``); a pairs file path reads the image tree beside it, or
+    ``root``'s when ``root`` is given (``facenet_tf.data.lfw.load_pairs``). Every image is checked to exist."""
     if pairs == "view1":
         return [PairArrays.from_pairs(load_pairs(name, root), subset) for name in ("view1_train", "view1_test")]
     if pairs == "view1_test_cv":

@@ -59,7 +59,8 @@ class Threshold:
 def calibrate_threshold(embedder: Embedder, split: str = THRESHOLD_SPLIT, alignment: str = "center",
                         root: str | os.PathLike | None = None, subset: int | None = None, batch_size: int = 64,
                         progress: bool = True, crop_size: int | None = None) -> Threshold:
-    """The best-accuracy threshold of ``embedder`` on the pairs of ``split`` (default LFW View 1 train).
+    """The best-accuracy threshold of ``embedder`` on the pairs of ``split`` (default LFW View 1 train) under the
+    resolved LFW root ``root`` (``facenet_tf.data.lfw.load_pairs``: a split name needs it).
 
     The pairs' images are aligned (``alignment``, at the embedder's input size, ``crop_size`` as in
     ``AlignConfig`` — None keeps its default; cached) and embedded once; ``subset`` keeps the first ``subset``
@@ -106,14 +107,14 @@ class CalibrationImages:
 
 def calibration_paths(num_images: int = 200, root: str | os.PathLike | None = None) -> tuple[list[str], int]:
     """``num_images`` LFW image files of identities in no View 2 pair, spread over as many identities as possible
-    (deterministic: identities in sorted order, evenly spaced; first their first images, then their second ...).
-    Returns the files and the number of identities excluded."""
+    (deterministic: identities in sorted order, evenly spaced; first their first images, then their second ...)
+    under the resolved LFW root ``root`` (None: ``FileNotFoundError``, one line). Returns the files and the number
+    of identities excluded."""
     from facenet_tf.data.lfw import load_pairs, training_identities
 
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
-    lfw_root = paths.lfw_dir(root)
-    split = training_identities(paths.lfw_images_dir(lfw_root), [load_pairs("view2", lfw_root, check_exists=False)])
+    split = training_identities(paths.lfw_images_dir(root), [load_pairs("view2", root, check_exists=False)])
     if split.n_images < num_images:
         raise ValueError(f"asked for {num_images} calibration images but only {split.n_images} LFW images belong to "
                          "identities outside View 2")
@@ -132,8 +133,8 @@ def calibration_paths(num_images: int = 200, root: str | os.PathLike | None = No
 
 def calibration_images(input_size: tuple[int, int], num_images: int = 200, root: str | os.PathLike | None = None,
                        progress: bool = False, crop_size: int | None = None) -> CalibrationImages:
-    """Centre-aligned crops at ``input_size`` of ``calibration_paths(num_images)`` (cached by the alignment);
-    ``crop_size`` as in ``AlignConfig`` (None: its default)."""
+    """Centre-aligned crops at ``input_size`` of ``calibration_paths(num_images, root)`` (cached by the alignment;
+    ``root``: the resolved LFW root); ``crop_size`` as in ``AlignConfig`` (None: its default)."""
     from facenet_tf.align import align_images
 
     files, excluded = calibration_paths(num_images, root)

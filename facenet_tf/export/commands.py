@@ -10,10 +10,12 @@ weights, an unknown variant or a missing threshold; :class:`ExportFailedError` w
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
+from facenet_tf import paths
 from facenet_tf.atomic import OutputError, check_output, write_file_atomically
 from facenet_tf.export.calibration import THRESHOLD_SPLIT, Threshold
 from facenet_tf.export.source import ModelSource, ModelSourceError, NonFiniteModelError, load_model_source
@@ -42,6 +44,11 @@ def run_binary(command: Callable[[], Any]) -> int:
     except (ExportFailedError, NonFiniteModelError) as error:
         return _report(error, EXIT_FAILED)
     return 0
+
+
+def usage_error(error: Exception) -> int:
+    """``error: <one line>`` on stderr; the usage exit status (a binary's own checks, before ``run_binary``)."""
+    return _report(error, EXIT_USAGE)
 
 
 def _report(error: Exception, status: int) -> int:
@@ -94,11 +101,19 @@ def check_threshold_options(threshold: float | None, calibrate: str | None, requ
             raise ExportUsageError(f"--threshold: {error}") from error
 
 
+def check_lfw_root(root: str | os.PathLike | None, needed_by: list[str]) -> None:
+    """Before any work: the steps that read LFW (``needed_by``, e.g. ``--calibrate_threshold``) have the LFW root
+    the binary resolved."""
+    if needed_by and root is None:
+        raise ExportUsageError(f"LFW is needed by {' and '.join(needed_by)}, and no LFW root was found. "
+                               f"{paths.LFW_HELP}")
+
+
 def resolve_threshold(source: ModelSource, threshold: float | None, calibrate: str | None,
-                      data_dir: str | None = None, subset: int | None = None, crop_size: int | None = None,
-                      log: Callable[[str], None] = print) -> Threshold | None:
-    """The threshold to store: the given number, or calibrated on ``calibrate`` (centre-aligned, best accuracy)
-    with the Keras model; None when neither is asked for."""
+                      lfw_root: str | os.PathLike | None = None, subset: int | None = None,
+                      crop_size: int | None = None, log: Callable[[str], None] = print) -> Threshold | None:
+    """The threshold to store: the given number, or calibrated on ``calibrate`` (centre-aligned, best accuracy;
+    LFW from ``lfw_root``, the resolved root) with the Keras model; None when neither is asked for."""
     if threshold is not None:
         return Threshold(threshold)
     if calibrate is None:
@@ -107,7 +122,7 @@ def resolve_threshold(source: ModelSource, threshold: float | None, calibrate: s
     from facenet_tf.export.evaluate import keras_embedder
 
     log(f"calibrating the threshold on LFW {calibrate} (centre-aligned)")
-    result = calibrate_threshold(keras_embedder(source.model), calibrate, "center", data_dir, subset,
+    result = calibrate_threshold(keras_embedder(source.model), calibrate, "center", lfw_root, subset,
                                  crop_size=crop_size)
     log(f"threshold {result.value:.4f} (accuracy {result.accuracy:.4f} on {result.n_pairs} {calibrate} pairs)")
     return result
@@ -124,6 +139,11 @@ def command_line(argv: Sequence[str]) -> str:
     return " ".join([".venv/bin/python", *(shlex.quote(a) for a in argv)])
 
 
+# The commands' LFW roots are resolved once by the binary (``facenet_tf.paths.command_lfw_roots``): ``lfw_root``
+# for the calibration (threshold, int8 images), ``pairs_root`` for the evaluation pairs (None for a pairs file
+# given by path without --data_dir: its images are read beside it).
+
+
 @dataclasses.dataclass(frozen=True)
 class SavedModelCommand:
     model: str
@@ -133,7 +153,8 @@ class SavedModelCommand:
     calibrate_threshold: str | None = None
     int8_scale: float | None = None
     overwrite: bool = False
-    data_dir: str | None = None
+    lfw_root: Path | None = None
+    pairs_root: Path | None = None
     evaluate_int8: str | None = None
     subset: int | None = None
     crop_size: int | None = None
@@ -151,8 +172,9 @@ def run_saved_model_command(args: SavedModelCommand, log: Callable[[str], None] 
     if args.int8_scale is not None and not args.int8_scale > 0:
         raise ExportUsageError(f"--int8_scale must be positive, got {args.int8_scale}")
     check_output_dir(args.output_dir, args.overwrite)
+    check_lfw_root(args.lfw_root, ["--calibrate_threshold"] if args.calibrate_threshold else [])
     source = load_source(args.model, args.weights)
-    threshold = resolve_threshold(source, args.threshold, args.calibrate_threshold, args.data_dir, args.subset,
+    threshold = resolve_threshold(source, args.threshold, args.calibrate_threshold, args.lfw_root, args.subset,
                                   args.crop_size, log)
     scale = DEFAULT_SCALE if args.int8_scale is None else args.int8_scale
     export = write_export(lambda: export_saved_model(source, args.output_dir, threshold, scale,
@@ -164,7 +186,7 @@ def run_saved_model_command(args: SavedModelCommand, log: Callable[[str], None] 
         from facenet_tf.export.evaluate import evaluate_int8_embeddings, format_int8_report
 
         result = evaluate_int8_embeddings(load_embedder(str(export.path)), pairs=args.evaluate_int8,
-                                          subset=args.subset, data_dir=args.data_dir,
+                                          subset=args.subset, root=args.pairs_root,
                                           align_overrides=_crop(args.crop_size), log=log)
         text = format_int8_report(result, args.command, chosen_scale=scale)
         log(text)
@@ -185,7 +207,8 @@ class TFLiteCommand:
     float_nodes: tuple[str, ...] = ()
     threshold: float | None = None
     calibrate_threshold: str | None = None
-    data_dir: str | None = None
+    lfw_root: Path | None = None
+    pairs_root: Path | None = None
     evaluate: str | None = None
     subset: int | None = None
     num_threads: int | None = None
@@ -212,17 +235,19 @@ def run_tflite_command(args: TFLiteCommand, log: Callable[[str], None] = print) 
     if args.num_calibration_images < 1:
         raise ExportUsageError(f"--num_calibration_images must be >= 1, got {args.num_calibration_images}")
     check_output_dir(args.output_dir, args.overwrite)
+    check_lfw_root(args.lfw_root, ["--calibrate_threshold"] * bool(args.calibrate_threshold)
+                   + ["the int8 variant (its calibration images)"] * ("int8" in variants))
     source = load_source(args.model, args.weights)
-    threshold = resolve_threshold(source, args.threshold, args.calibrate_threshold, args.data_dir, None,
+    threshold = resolve_threshold(source, args.threshold, args.calibrate_threshold, args.lfw_root, None,
                                   args.crop_size, log)
     exports = write_export(lambda: export_tflite(
         source, args.output_dir, variants, num_calibration_images=args.num_calibration_images,
-        data_dir=args.data_dir, threshold=threshold, per_channel=args.per_channel, float_nodes=args.float_nodes,
+        lfw_root=args.lfw_root, threshold=threshold, per_channel=args.per_channel, float_nodes=args.float_nodes,
         crop_size=args.crop_size, overwrite=args.overwrite, log=log), args.output_dir)
     if args.evaluate:
         from facenet_tf.export.evaluate import evaluate_tflite, format_tflite_report
 
-        rows = evaluate_tflite(source, exports, pairs=args.evaluate, subset=args.subset, data_dir=args.data_dir,
+        rows = evaluate_tflite(source, exports, pairs=args.evaluate, subset=args.subset, root=args.pairs_root,
                                num_threads=args.num_threads, reference_cache=args.reference_embeddings,
                                align_overrides=_crop(args.crop_size), log=log)
         notes = list(args.notes)

@@ -147,10 +147,11 @@ class FormatResult:
 
 
 def evaluate_tflite(source: ModelSource, exports: dict[str, Any], pairs: str = "view2", alignment: str = "center",
-                    subset: int | None = None, data_dir: str | None = None, num_threads: int | None = None,
+                    subset: int | None = None, root: str | os.PathLike | None = None, num_threads: int | None = None,
                     batch_size: int = 32, progress: bool = True, reference_cache: str | None = None,
                     align_overrides: dict | None = None, log: Callable[[str], None] = print) -> list[FormatResult]:
-    """The Keras model, then each TFLite export (``{variant: TFLiteExport or .tflite path}``), on LFW ``pairs``.
+    """The Keras model, then each TFLite export (``{variant: TFLiteExport or .tflite path}``), on LFW ``pairs``
+    under ``root`` (the resolved LFW root; ``facenet_tf.data.lfw.load_pairs``).
 
     Returns one row per format; the Keras row has no parity (it is the reference). ``reference_cache``: an
     ``.npz`` file for the Keras embeddings — read when it holds this model's (same weights fingerprint), written
@@ -160,7 +161,7 @@ def evaluate_tflite(source: ModelSource, exports: dict[str, Any], pairs: str = "
 
     def run(embedder: Embedder) -> tuple[EmbeddingRecorder, dict]:
         recorder = EmbeddingRecorder(embedder)
-        report = evaluate_lfw(recorder.embedder, pairs=pairs, root=data_dir, alignment=alignment, subset=subset,
+        report = evaluate_lfw(recorder.embedder, pairs=pairs, root=root, alignment=alignment, subset=subset,
                               progress=progress, batch_size=batch_size, align_overrides=align_overrides)
         log(f"{embedder.name}: accuracy {report['metrics']['accuracy_mean']:.4f}, VAL "
             f"{report['metrics']['val_mean']:.4f} ({recorder.images_per_second:.1f} img/s)")
@@ -170,7 +171,7 @@ def evaluate_tflite(source: ModelSource, exports: dict[str, Any], pairs: str = "
     fingerprint = model_fingerprint(source.model) if reference_cache else ""
     if reference_cache and reference.load(reference_cache, fingerprint):
         log(f"Keras embeddings of {len(reference)} images read from {reference_cache}")
-    report = evaluate_lfw(reference.embedder, pairs=pairs, root=data_dir, alignment=alignment, subset=subset,
+    report = evaluate_lfw(reference.embedder, pairs=pairs, root=root, alignment=alignment, subset=subset,
                           progress=progress, batch_size=batch_size, align_overrides=align_overrides)
     log(f"keras: accuracy {report['metrics']['accuracy_mean']:.4f}, VAL {report['metrics']['val_mean']:.4f}")
     if reference_cache and reference.images:
@@ -262,11 +263,12 @@ class Int8Evaluation:
 def evaluate_int8_embeddings(embedder: Embedder, scales: Iterable[float] = (FULL_RANGE_SCALE, 190.5, DEFAULT_SCALE,
                                                                            317.5, 381.0),
                              pairs: str = "view2", alignment: str = "center", subset: int | None = None,
-                             data_dir: str | None = None, batch_size: int = 64, progress: bool = True,
+                             root: str | os.PathLike | None = None, batch_size: int = 64, progress: bool = True,
                              align_overrides: dict | None = None,
                              log: Callable[[str], None] = print) -> Int8Evaluation:
     """LFW ``pairs`` (a k-fold protocol: ``view2`` or a pairs file) with float embeddings and with their int8
-    codes at each scale, the distances of the codes computed in integer arithmetic."""
+    codes at each scale, the distances of the codes computed in integer arithmetic. ``root``: the resolved LFW
+    root (``facenet_tf.data.lfw.load_pairs``)."""
     from facenet_tf.align import AlignConfig, align_images
     from facenet_tf.evaluation import verification
     from facenet_tf.evaluation.lfw import evaluate_lfw, load_pair_sets
@@ -274,10 +276,10 @@ def evaluate_int8_embeddings(embedder: Embedder, scales: Iterable[float] = (FULL
     if pairs == "view1":
         raise ValueError("evaluate_int8_embeddings runs a k-fold protocol; use pairs='view2' (or a pairs file)")
     recorder = EmbeddingRecorder(embedder)
-    report = evaluate_lfw(recorder.embedder, pairs=pairs, root=data_dir, alignment=alignment, subset=subset,
+    report = evaluate_lfw(recorder.embedder, pairs=pairs, root=root, alignment=alignment, subset=subset,
                           progress=progress, batch_size=batch_size, align_overrides=align_overrides)
     # The same crops again (from the alignment cache) -> the recorded float embeddings, row per image.
-    pair_arrays = load_pair_sets(pairs, data_dir, subset)[0]  # the same tree evaluate_lfw read
+    pair_arrays = load_pair_sets(pairs, root, subset)[0]  # the same tree evaluate_lfw read
     files = sorted(set(pair_arrays.paths_a + pair_arrays.paths_b))
     position = {path: i for i, path in enumerate(files)}
     config = AlignConfig(mode=alignment, output_size=embedder.input_size, **(align_overrides or {}))

@@ -363,7 +363,7 @@ TFLITE_EXPORT = "a TFLite export (only .tflite files and their .json metadata)"
 
 def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
                   representative_images: np.ndarray | None = None,
-                  num_calibration_images: int = DEFAULT_CALIBRATION_IMAGES, data_dir: str | None = None,
+                  num_calibration_images: int = DEFAULT_CALIBRATION_IMAGES, lfw_root: str | os.PathLike | None = None,
                   threshold: Threshold | None = None, per_channel: bool = True, float_nodes: Sequence[str] = (),
                   basename: str | None = None, crop_size: int | None = None, overwrite: bool = False,
                   log: Callable[[str], None] | None = None) -> dict[str, TFLiteExport]:
@@ -376,8 +376,8 @@ def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, vari
     any work. A model whose embeddings of the check batch are not finite raises ``NonFiniteModelError``.
 
     ``int8`` needs ``representative_images``; when None, ``num_calibration_images`` centre-aligned LFW faces of
-    identities outside View 2 are used (``calibration_images``, centre crop ``crop_size``; LFW from ``data_dir``
-    or the usual places).
+    identities outside View 2 are used (``calibration_images``, centre crop ``crop_size``) from ``lfw_root``, the
+    LFW root the command resolved (``facenet_tf.paths.command_lfw_root``).
     """
     if not isinstance(source, ModelSource):
         source = from_keras_model(source)
@@ -390,7 +390,7 @@ def export_tflite(source: ModelSource | Any, output_dir: str | os.PathLike, vari
         if representative_images is None:
             from facenet_tf.export.calibration import aligned_crop_size, calibration_images
 
-            chosen = calibration_images(source.input_size, num_calibration_images, data_dir, crop_size=crop_size)
+            chosen = calibration_images(source.input_size, num_calibration_images, lfw_root, crop_size=crop_size)
             representative_images = chosen.images
             calibration = {"images": len(chosen), "source": "LFW, centre-aligned, identities in no View 2 pair",
                            "crop_size": aligned_crop_size(crop_size), "excluded_identities": chosen.excluded_identities,

@@ -67,6 +67,16 @@ def test_unknown_variant_fails_before_loading_the_model(tmp_path):
         run_tflite_command(args)
 
 
+def test_calibration_without_an_lfw_root_fails_before_the_model_loads(tmp_path):
+    """The binary resolves the LFW root (None: none found); a step that reads LFW then refuses at once."""
+    args = TFLiteCommand(model="no_such_model", output_dir=str(tmp_path / "t"), variants=("float32", "int8"))
+    with pytest.raises(ExportUsageError, match=r"^LFW is needed by the int8 variant .*FACENET_TF_LFW_DIR"):
+        run_tflite_command(args)
+    args = SavedModelCommand(model="no_such_model", output_dir=str(tmp_path / "s"), calibrate_threshold="view1_train")
+    with pytest.raises(ExportUsageError, match=r"^LFW is needed by --calibrate_threshold, and no LFW root was found"):
+        run_saved_model_command(args)
+
+
 def test_saved_model_command_from_a_keras_file(micro_model, tmp_path):
     path = tmp_path / "micro.keras"
     micro_model.save(path)
@@ -105,6 +115,10 @@ def test_binaries_turn_bad_requests_into_usage_errors(tmp_path):
     assert result.returncode == EXIT_USAGE and "does not exist" in _error_line(result)
     result = _run_binary("saved_model.py", "--model=nn9", "--threshold=1.0", f"--output_dir={tmp_path / 'c'}")
     assert result.returncode == EXIT_USAGE and "neither a zoo model" in _error_line(result)
+    result = _run_binary("tflite.py", "--model=nns2", "--weights=random", f"--output_dir={tmp_path / 'd'}",
+                         f"--data_dir={tmp_path / 'fcaes'}")
+    assert result.returncode == EXIT_USAGE
+    assert _error_line(result).startswith(f"error: --data_dir: '{tmp_path / 'fcaes'}' does not exist.")
     assert not any(Path(tmp_path).iterdir())
 
 

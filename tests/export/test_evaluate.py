@@ -41,7 +41,7 @@ def test_recorder_remembers_by_content():
 def test_int8_embeddings_on_lfw_subset(lfw_root, micro_model):
     embedder = keras_embedder(micro_model, "micro")
     result = evaluate_int8_embeddings(embedder, scales=(127.0, 254.0, 2000.0), pairs="view2", subset=2,
-                                      data_dir=str(lfw_root), progress=False, log=lambda _: None)
+                                      root=lfw_root, progress=False, log=lambda _: None)
     assert result.n_pairs == 40 and len(result.scales) == 3
     check = next(iter(result.distance_check.values()))
     assert check < 1e-6  # integer sum / scale^2 equals the float distance of the dequantised codes
