@@ -7,7 +7,8 @@ matches ``experiments/train.py --harmonic_phase=all`` and where it differs):
     # 1. stage the data of phase-1 runs: training crops (JPEG), labels, precomputed old embeddings, initial weights
     .venv/bin/python experiments/harmonic_jax.py --mode=pack --runs=A=runs/v2A_flip_p1,B=runs/v2B_flip_p1 \\
         --stage_dir=.device_stage
-    # 2. on the GPU machine, for each run
+    # 2. on the GPU machine (pip install "jax[cuda12]" keras==3.15.1 numpy opencv-python-headless absl-py h5py;
+    #    no TensorFlow), for each run (KERAS_BACKEND defaults to jax in this mode)
     KERAS_BACKEND=jax python3 experiments/harmonic_jax.py --mode=train --stage_dir=.device_stage --run=A \\
         --steps=2000 --output_dir=$OUT/A
     # 3. back here: a training workdir that harmonic_report.py / eval_lfw.py read like any other
@@ -17,6 +18,7 @@ matches ``experiments/train.py --harmonic_phase=all`` and where it differs):
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +53,7 @@ flags.DEFINE_string("model", "inception_resnet_v1", "train --synthetic: the zoo 
 flags.DEFINE_string("output_dir", None, "train: where the trained weights and the log are written.")
 flags.DEFINE_string("trained_dir", None, "unpack: the folder with train's output files.")
 flags.DEFINE_string("workdir", None, "unpack: the training workdir to create.")
+flags.DEFINE_bool("overwrite", False, "unpack: replace --workdir when it is an earlier output of --mode=unpack.")
 
 
 def log(text: str) -> None:
@@ -70,6 +73,7 @@ def pack() -> None:
 
 
 def train() -> None:
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is first imported (a value the user set wins)
     from facenet_tf.harmonic.jax_runner import PhaseTwoSettings, run_phase_two
 
     if not (F.run or F.synthetic) or not F.output_dir:
@@ -89,14 +93,14 @@ def unpack() -> None:
 
     if not (F.run and F.trained_dir and F.workdir):
         raise ValueError("--mode=unpack needs --run, --trained_dir and --workdir.")
-    unpack_run(F.stage_dir, F.run, F.trained_dir, F.workdir, log)
+    unpack_run(F.stage_dir, F.run, F.trained_dir, F.workdir, log, overwrite=F.overwrite)
 
 
 def main(argv):
     del argv
     try:
         {"pack": pack, "train": train, "unpack": unpack}[F.mode]()
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         raise app.UsageError(str(error)) from None
 
 

@@ -212,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, str(error), 2 if error.usage else 1)
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 1)
+    except ModuleNotFoundError as error:  # TensorFlow is an extra: quiet.require_tensorflow says which to install
+        if error.name != "tensorflow":
+            raise
+        return _fail(args, str(error), 1)
     except OSError as error:  # a full disk, a folder that vanished ...: nothing was replaced (atomic writes)
         where = f" '{error.filename}'" if error.filename else ""
         return _fail(args, f"cannot write{where}: {error.strerror or error}; earlier outputs are unchanged", 1)

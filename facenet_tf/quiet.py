@@ -4,7 +4,8 @@
 ("All log messages before absl::InitializeLog() is called are written to STDERR" and "oneDNN custom operations are
 on ..."). A user command should print its result, not those. :func:`import_tensorflow_quietly` imports TensorFlow
 with the process's standard error (file descriptor 2) sent to a temporary file, and hands back what was written
-there only when the import fails, so a broken install still says why.
+there only when the import fails, so a broken install still says why. TensorFlow is an extra (``[cpu]`` or
+``[gpu]``): :func:`require_tensorflow` says which to install when it is missing.
 
 This module imports nothing of facenet_tf (any layer may use it).
 """
@@ -12,10 +13,29 @@ This module imports nothing of facenet_tf (any layer may use it).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
+
+
+#: What to install when TensorFlow is missing (``import facenet_tf`` works without it: the JAX side of harmonic
+#: phase 2 needs only Keras, NumPy, OpenCV and absl).
+TENSORFLOW_MISSING = ("this part of facenet-tf needs TensorFlow, which is not installed: pip install "
+                      "'facenet-tf[cpu]' (CPU only) or 'facenet-tf[gpu]' (NVIDIA GPU, Linux; TensorFlow's CUDA wheels)")
+
+
+def require_tensorflow() -> None:
+    """Raises ``ModuleNotFoundError`` (``name="tensorflow"``) saying which extra to install when TensorFlow is
+    not installed or cannot be found (blocked: ``sys.modules["tensorflow"] = None`` or an import hook); imports
+    nothing."""
+    try:
+        found = importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # an import hook that refuses it, or a half-imported module
+        found = False
+    if not found:
+        raise ModuleNotFoundError(TENSORFLOW_MISSING, name="tensorflow")
 
 
 def quiet_defaults() -> None:
@@ -45,10 +65,12 @@ def native_stderr_captured() -> Iterator[list[str]]:
 
 
 def import_tensorflow_quietly() -> None:
-    """``import tensorflow`` without its native start-up lines (a no-op when it is imported already). An import
-    that fails prints what TensorFlow wrote and raises as it would have."""
-    if "tensorflow" in sys.modules:
+    """``import tensorflow`` without its native start-up lines (a no-op when it is imported already). A missing
+    TensorFlow raises :func:`require_tensorflow`'s error; an import that fails prints what TensorFlow wrote and
+    raises as it would have."""
+    if sys.modules.get("tensorflow") is not None:
         return
+    require_tensorflow()
     quiet_defaults()
     failure: BaseException | None = None
     with native_stderr_captured() as captured:

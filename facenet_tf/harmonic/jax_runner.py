@@ -69,11 +69,13 @@ class PhaseTwoSettings:
         return {**values, "lr_decay_steps": [str(s) for s in self.lr_decay_steps]}
 
 
-def _seconds_per_step(step_times: list[float], log_every: int) -> dict:
-    """Steady-state step time, leaving out the first logged window (compilation); {} with under 3 windows."""
+def _seconds_per_step(step_times: list[tuple[int, float]]) -> dict:
+    """Steady-state step time from the ``(steps done, time)`` of each logged window, leaving out the first window
+    (compilation); {} with under 3 windows."""
     if len(step_times) < 3:
         return {}
-    return {"seconds_per_step": round((step_times[-1] - step_times[0]) / (log_every * (len(step_times) - 1)), 4)}
+    (first_step, first), (last_step, last) = step_times[0], step_times[-1]
+    return {"seconds_per_step": round((last - first) / (last_step - first_step), 4)}
 
 
 def synthetic_data(model_name: str):
@@ -145,29 +147,35 @@ def fit(model, images, labels, old, settings: PhaseTwoSettings, started: float, 
     batches: queue.Queue = queue.Queue(maxsize=6)
 
     def producer():
-        for step in range(settings.steps):
-            idx = sampler.batch(step)
-            batches.put((augment_batch(images[idx], settings.seed, step, (h, w)), old[idx], labels[idx]))
+        try:
+            for step in range(settings.steps):
+                idx = sampler.batch(step)
+                batches.put((augment_batch(images[idx], settings.seed, step, (h, w)), old[idx], labels[idx]))
+        except BaseException as error:  # noqa: BLE001 - handed to the training loop, which raises it
+            batches.put(error)
 
     threading.Thread(target=producer, daemon=True).start()
     history, window, step_times = [], [], []
     t_train = time.perf_counter()
     done = 0
     for step in range(settings.steps):
-        x, old_batch, label_batch = batches.get()
-        state, metrics = train_step(state, x, old_batch, label_batch)
+        batch = batches.get()
+        if isinstance(batch, BaseException):
+            raise RuntimeError(f"making the batch of step {step} failed: {batch!r}") from batch
+        state, metrics = train_step(state, *batch)
         window.append(metrics)
         done = step + 1
-        if done % settings.log_every == 0 or done == settings.steps:
+        over_budget = bool(settings.time_budget_s) and time.perf_counter() - started > settings.time_budget_s
+        if done % settings.log_every == 0 or done == settings.steps or over_budget:
             means = {k: float(np.mean([float(m[k]) for m in window])) for k in window[0]}
             now = time.perf_counter()
-            step_times.append(now)
+            step_times.append((done, now))
             history.append({"step": done, "seconds": round(now - t_train, 1), **means})
             log(json.dumps(history[-1]))
             window = []
             if means["positives_dropped"]:
                 raise RuntimeError(f"{means['positives_dropped']} positives per batch did not fit the slots")
-        if settings.time_budget_s and time.perf_counter() - started > settings.time_budget_s:
+        if over_budget:
             log(f"time budget reached after {done} steps")
             break
     jax.block_until_ready(state)
@@ -178,7 +186,7 @@ def fit(model, images, labels, old, settings: PhaseTwoSettings, started: float, 
     for variable, value in zip(model.non_trainable_variables, non_trainable):
         variable.assign(value)
     return {"steps_done": done, "train_seconds": round(seconds, 1), "history": history,
-            **_seconds_per_step(step_times, settings.log_every)}
+            **_seconds_per_step(step_times)}
 
 
 def run_phase_two(settings: PhaseTwoSettings, output_dir: str | Path, stage_dir: str | Path | None = None,

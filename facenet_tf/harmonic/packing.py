@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facenet_tf.atomic import check_replaceable, write_directory_atomically
 from facenet_tf.data.images import read_image
 from facenet_tf.data.pipeline import center_crop_box, load_face
 from facenet_tf.harmonic.old_embeddings import precompute_old_embeddings
@@ -120,11 +121,26 @@ def pack(runs: dict[str, str], stage_dir: str | Path, jpeg_quality: int = 93, im
     return manifest
 
 
-def unpack(stage_dir: str | Path, run_name: str, trained_dir: str | Path, workdir: str | Path, log=print) -> Path:
+TRAINED_WITH = "experiments/harmonic_jax.py --mode=train (Keras 3 on JAX)"
+
+
+def _unpacked_workdir(folder: Path) -> bool:
+    """Whether ``folder`` is a workdir that :func:`unpack` wrote (what ``--overwrite`` may replace)."""
+    try:
+        return json.loads((folder / "summary.json").read_text()).get("trained_with") == TRAINED_WITH
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def unpack(stage_dir: str | Path, run_name: str, trained_dir: str | Path, workdir: str | Path, log=print,
+           overwrite: bool = False) -> Path:
     """The training workdir of run ``run_name`` trained by ``jax_runner`` (``trained_dir``: its output): the
     phase-1 run's config with phase ``all``, ``init_from`` = the phase-1 workdir and the phase-2 settings of
-    ``train_log.json``; ``embedding_model.keras`` with the trained weights; ``summary.json``."""
-    stage, trained = Path(stage_dir), Path(trained_dir)
+    ``train_log.json``; ``embedding_model.keras`` with the trained weights; ``summary.json``. The workdir is
+    written whole or not at all; an existing one is refused (``FileExistsError``) unless ``overwrite`` and it is
+    an earlier output of ``unpack``."""
+    stage, trained, workdir = Path(stage_dir), Path(trained_dir), Path(workdir)
+    check_replaceable(workdir, overwrite, _unpacked_workdir, "a workdir written by --mode=unpack")
     _, run = read_manifest(stage, run_name)
     log_file = trained / "train_log.json"
     if not log_file.is_file():
@@ -132,8 +148,6 @@ def unpack(stage_dir: str | Path, run_name: str, trained_dir: str | Path, workdi
     train_log = json.loads(log_file.read_text())
     model = build_run_model(run)
     assign_arrays(model, load_parts([trained / f for f in train_log["files"]]), str(trained))
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     used = train_log["flags"]
     steps = train_log["steps_done"]
     config = TrainConfig.from_json(json.dumps(run["config"])).with_flags(
@@ -144,10 +158,15 @@ def unpack(stage_dir: str | Path, run_name: str, trained_dir: str | Path, workdi
         harmonic_same_image_weight=used["same_image_weight"], margin=used["margin"],
         identities_per_batch=used["identities_per_batch"], faces_per_identity=used["faces_per_identity"],
         extra_negatives=used["extra_negatives"], seed=used["seed"])
-    (workdir / "config.json").write_text(config.to_json())
-    save_embedding_model(model, workdir / "embedding_model.keras")
-    summary = {"trained_with": "experiments/harmonic_jax.py --mode=train (Keras 3 on JAX)", "data": run["data"],
+    summary = {"trained_with": TRAINED_WITH, "data": run["data"],
                **{k: v for k, v in train_log.items() if k != "files"}}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    def write(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "config.json").write_text(config.to_json())
+        save_embedding_model(model, folder / "embedding_model.keras")
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    write_directory_atomically(workdir, write, overwrite, _unpacked_workdir, "a workdir written by --mode=unpack")
     log(f"{workdir}: {steps} steps, float16 rounding min cosine {train_log['float16_rounding_min_cosine']:.6f}")
     return workdir

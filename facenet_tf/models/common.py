@@ -28,20 +28,28 @@ def image_input(input_shape: tuple[int, int, int], preprocessing: str = "scale")
 def conv(x, filters: int, kernel: int, name: str, strides: int = 1, batch_norm: bool = False):
     """Convolution ('same' padding) + optional batch norm + ReLU (the paper uses ReLU throughout).
 
-    Batch norm is ``synchronized``: under a ``tf.distribute`` strategy its statistics are those of the global
-    batch, matching the triplet mining, which also sees the global batch (no effect on one device)."""
+    Batch norm: :func:`batch_norm_layer` (``synchronized`` under TensorFlow)."""
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=not batch_norm,
                             name=name)(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(epsilon=1e-3, synchronized=True, name=f"{name}.bn")(x)
+        x = batch_norm_layer(f"{name}.bn")(x)
     return keras.layers.ReLU(name=f"{name}.relu")(x)
+
+
+def batch_norm_layer(name: str) -> keras.layers.BatchNormalization:
+    """Batch norm of the paper's nets, ``synchronized`` under the TensorFlow backend: under a ``tf.distribute``
+    strategy its statistics are those of the global batch, matching the triplet mining, which also sees the global
+    batch (no effect on one device). Keras allows ``synchronized`` on TensorFlow only, so under another backend
+    (JAX: ``facenet_tf.harmonic.jax_runner``, one device) it is off; the weights are the same either way."""
+    return keras.layers.BatchNormalization(epsilon=1e-3, synchronized=keras.backend.backend() == "tensorflow",
+                                           name=name)
 
 
 def maxout_fc(x, units: int, name: str, pool_size: int = 2, batch_norm: bool = False):
     """A fully connected layer with maxout (paper Table 1, fc1/fc2: "maxout p=2"): Dense(units*p) -> max over p."""
     x = keras.layers.Dense(units * pool_size, use_bias=not batch_norm, name=name)(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(epsilon=1e-3, synchronized=True, name=f"{name}.bn")(x)
+        x = batch_norm_layer(f"{name}.bn")(x)
     return Maxout(pool_size, name=f"{name}.maxout")(x)
 
 

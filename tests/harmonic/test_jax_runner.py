@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from facenet_tf.harmonic import stage as harmonic_stage  # noqa: E402
 from facenet_tf.harmonic.jax_runner import PhaseTwoSettings, staged_data  # noqa: E402
 from facenet_tf.harmonic.old_embeddings import precompute_old_embeddings  # noqa: E402
 from facenet_tf.harmonic.training import train  # noqa: E402
+from facenet_tf.models.source import load_model  # noqa: E402
 from facenet_tf.train import TrainConfig, load_embedding_model  # noqa: E402
 from facenet_tf.train.loop import split_identities  # noqa: E402
 
@@ -111,6 +113,119 @@ def test_pack_then_unpack_round_trip(phase1, tmp_path):
     assert (config.harmonic.candidates, config.harmonic.same_image_weight) == ("old", 1.0)
     for a, b in zip(load_embedding_model(tmp_path / "p2").get_weights(), model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
+
+
+#: Makes TensorFlow unimportable in this process: any ``import tensorflow`` raises, as on a machine without it
+#: (a finder, not ``sys.modules["tensorflow"] = None``: Keras takes a ``tensorflow`` key there for an imported one).
+BLOCK_TENSORFLOW = textwrap.dedent("""
+    import importlib.abc, sys
+    class NoTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "tensorflow" or name.startswith("tensorflow."):
+                raise ModuleNotFoundError(f"{name} is blocked: the GPU side must not import TensorFlow", name=name)
+    sys.meta_path.insert(0, NoTensorFlow())
+""")
+#: ``python -c WITHOUT_TENSORFLOW script args``: the script run with TensorFlow blocked.
+WITHOUT_TENSORFLOW = BLOCK_TENSORFLOW + textwrap.dedent("""
+    import runpy
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+""")
+
+
+def test_facenet_tf_imports_without_tensorflow(tmp_path):
+    """TensorFlow is an extra: ``import facenet_tf`` works without it (and still sets the environment defaults),
+    and what needs it says which extra to install: the one-line API on first use, the ``facenet-tf`` command as a
+    one-line error. (The GPU side of phase 2 under JAX without TensorFlow: the slow end-to-end test below.)"""
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not used: the model is loaded first")
+    script = BLOCK_TENSORFLOW + textwrap.dedent(f"""
+        import json, os
+        import facenet_tf
+        try:
+            facenet_tf.verify
+            error = None
+        except ModuleNotFoundError as e:
+            error = [e.name, str(e)]
+        from facenet_tf.cli import main
+        status = main(["verify", {str(tmp_path / "a.jpg")!r}, {str(tmp_path / "b.jpg")!r}])
+        print(json.dumps(dict(error=error, status=status, onednn=os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+                              tensorflow=sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow"))))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["tensorflow"] == [] and out["onednn"] == "1"  # the environment defaults are still set
+    assert out["error"][0] == "tensorflow" and "pip install 'facenet-tf[cpu]'" in out["error"][1]
+    assert "'facenet-tf[gpu]'" in out["error"][1]
+    assert out["status"] == 1
+    assert result.stderr.strip().splitlines() == [f"facenet-tf: error: {out['error'][1]}"]
+
+
+@pytest.fixture()
+def jax_python() -> str:
+    """The interpreter of --mode=train: $FACENET_TF_JAX_PYTHON, else this one; skipped where it has no jax."""
+    python = os.environ.get("FACENET_TF_JAX_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import jax"], capture_output=True, text=True, timeout=300)
+    if probe.returncode != 0:
+        pytest.skip(f"jax is not installed: pip install 'jax[cpu]' (or set FACENET_TF_JAX_PYTHON to a Python "
+                    f"with jax; {python} has none)")
+    return python
+
+
+@pytest.mark.slow
+def test_pack_train_unpack_end_to_end_under_jax(jax_python, phase1, tmp_path):
+    """The three modes of experiments/harmonic_jax.py as separate processes: pack (TensorFlow) a tiny phase-1 run,
+    train it 6 steps under Keras' JAX backend (on CPU here) in a process where TensorFlow cannot be imported,
+    unpack (TensorFlow) into a workdir that ``load_model`` reads, with finite embeddings and trained weights.
+
+    ``train`` runs under $FACENET_TF_JAX_PYTHON when set (e.g. a venv with jax, keras, numpy, opencv, absl, h5py
+    and no TensorFlow: ``FACENET_TF_JAX_PYTHON=/tmp/jaxvenv/bin/python pytest -m slow -k end_to_end``), else under
+    this interpreter if it has jax; skipped otherwise."""
+    stage, trained, workdir = tmp_path / "stage", tmp_path / "trained", tmp_path / "p2"
+    env = {**os.environ}
+    run_script("--mode=pack", f"--runs=T={phase1.workdir}", f"--stage_dir={stage}", env=env)
+
+    # KERAS_BACKEND left unset: --mode=train defaults it to jax. The repository on PYTHONPATH for a venv without it.
+    train_env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    train_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [jax_python, "-c", WITHOUT_TENSORFLOW, str(SCRIPT), "--mode=train", f"--stage_dir={stage}", "--run=T",
+         "--steps=6", "--log_every=2", "--identities_per_batch=3", "--faces_per_identity=3", "--extra_negatives=2",
+         f"--output_dir={trained}"], capture_output=True, text=True, cwd=ROOT, env=train_env, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    train_log = json.loads((trained / "train_log.json").read_text())
+    assert train_log["steps_done"] == 6 and [h["step"] for h in train_log["history"]] == [2, 4, 6]
+    assert all(np.isfinite(h["loss"]) and h["positives_dropped"] == 0 for h in train_log["history"])
+    assert train_log["float16_rounding_min_cosine"] > 0.999 and "seconds_per_step" in train_log
+
+    run_script("--mode=unpack", f"--stage_dir={stage}", "--run=T", f"--trained_dir={trained}",
+               f"--workdir={workdir}", env=env)
+    config = TrainConfig.load(workdir)
+    assert (config.harmonic.phase, config.steps, config.harmonic.init_from) == ("all", 6, phase1.workdir)
+    loaded = load_model(str(workdir))
+    assert (loaded.kind, loaded.architecture) == ("workdir", "nns2")
+    index, _, _ = split_identities(phase1)
+    faces = np.stack([load_face(p, (40, 32), 0.8) for p in index.paths]).astype(np.float32)
+    embeddings = np.asarray(loaded.model(faces, training=False))
+    assert np.isfinite(embeddings).all()
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    # Phase 2 trained the whole network: every kernel moved from its phase-1 value.
+    p1, p2 = load_embedding_model(phase1.workdir), load_embedding_model(workdir)
+    assert [w.path for w in p1.weights] == [w.path for w in p2.weights]
+    moved = {w.path: float(np.abs(np.asarray(w) - np.asarray(v)).max()) for w, v in zip(p2.weights, p1.weights)}
+    assert all(moved[k] > 1e-4 for k in moved if k.endswith("kernel")), moved
+
+    # An existing workdir is refused, and replaced only with --overwrite when unpack wrote it.
+    refused = subprocess.run([sys.executable, str(SCRIPT), "--mode=unpack", f"--stage_dir={stage}", "--run=T",
+                              f"--trained_dir={trained}", f"--workdir={workdir}"], capture_output=True, text=True,
+                             cwd=ROOT, env=env, timeout=600)
+    assert refused.returncode != 0 and "exists; pass --overwrite" in refused.stderr
+    run_script("--mode=unpack", f"--stage_dir={stage}", "--run=T", f"--trained_dir={trained}",
+               f"--workdir={workdir}", "--overwrite", env=env)
+    assert TrainConfig.load(workdir).steps == 6
 
 
 def test_weight_parts_split_by_size_and_name_missing_weights(tmp_path, monkeypatch):
