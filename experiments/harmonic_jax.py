@@ -61,6 +61,7 @@ def log(text: str) -> None:
 
 
 def pack() -> None:
+    from facenet_tf import paths
     from facenet_tf.harmonic.packing import pack as pack_runs
 
     runs = {}
@@ -69,7 +70,7 @@ def pack() -> None:
         if not name or not workdir:
             raise ValueError(f"--runs: '{item}' is not NAME=workdir.")
         runs[name] = workdir
-    pack_runs(runs, F.stage_dir, F.jpeg_quality, F.image_parts, log)
+    pack_runs(runs, F.stage_dir, F.jpeg_quality, F.image_parts, log, lfw_root=paths.lfw_dir(required=False))
 
 
 def train() -> None:

@@ -65,13 +65,15 @@ WARM_VIEWS = """\
 import logging
 from facenet_tf.harmonic.old_embeddings import precompute_old_view_embeddings
 from facenet_tf.train import TrainConfig
+from facenet_tf.paths import lfw_dir
 from facenet_tf.train.loop import split_identities
 logging.basicConfig(level=logging.INFO)
+root = lfw_dir()
 for pairs in (("view1_test",), ("view2:folds=1-5",), ("view2:folds=6-10",)):
     config = TrainConfig.from_flags(workdir="runs/_warm", model="nns2", harmonic_with="inception_resnet_v1",
                                     harmonic_weights="msceleb", harmonic_fit_alignment="detect", harmonic_views=8,
                                     jitter=0.2, exclude_pairs=pairs)
-    index, _, _ = split_identities(config)
+    index, _, _ = split_identities(config, root)
     print(pairs, precompute_old_view_embeddings(config, index).shape, flush=True)
 """
 

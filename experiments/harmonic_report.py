@@ -189,6 +189,7 @@ def timing_main():
     import numpy as np
     import tensorflow as tf
 
+    from facenet_tf import paths
     from facenet_tf.data.pipeline import training_dataset
     from facenet_tf.data.sampling import BatchComposition
     from facenet_tf.harmonic.models import load_old_model
@@ -200,7 +201,7 @@ def timing_main():
     base = TrainConfig.load(F.init_from).with_flags(workdir=F.timing_workdir, harmonic_with=F.old,
                                                     harmonic_weights=F.old_weights, lr_decay_steps=(),
                                                     init_from=F.init_from)
-    index, _, _ = split_identities(base)
+    index, _, _ = split_identities(base, paths.lfw_dir(required=False))
     composition = BatchComposition(base.identities_per_batch, base.faces_per_identity, base.extra_negatives)
 
     def time_steps(model, dataset):

@@ -127,6 +127,7 @@ def main(argv):
     import keras
     import tensorflow as tf
 
+    from facenet_tf import paths
     from facenet_tf.harmonic.training import train
     from facenet_tf.train import TrainConfig, TrainingDiverged
     from facenet_tf.train.distribute import make_strategy
@@ -154,7 +155,9 @@ def main(argv):
     except ValueError as error:
         fail(error, 2)
     try:
-        summary = train(config, strategy=make_strategy(F.distribute))
+        # the LFW root, resolved once: the image tree without --data_dir, and what --exclude_pairs names resolve
+        # against with a TFRecord --data_dir
+        summary = train(config, strategy=make_strategy(F.distribute), lfw_root=paths.lfw_dir(required=False))
     except (ValueError, OSError, TrainingDiverged, tf.errors.OpError) as error:
         # OSError: FileNotFoundError (data, pairs files), a read-only --workdir, a full disk (CheckpointWriteError)
         fail(getattr(error, "message", None) or error, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -22,14 +23,15 @@ from facenet_tf.train.config import TrainConfig
 from facenet_tf.train.loop import load_embedding_model, save_embedding_model, split_identities
 
 
-def _stage_runs(runs: dict[str, str], stage: Path, log) -> tuple[dict, dict, dict]:
+def _stage_runs(runs: dict[str, str], stage: Path, log, lfw_root: str | os.PathLike | None = None
+                ) -> tuple[dict, dict, dict]:
     """Each run's entry (labels, sizes, config, data), its old embeddings (``old_<name>.npy``) and model."""
     entries, all_paths, models = {}, {}, {}
     for name, workdir in runs.items():
         config = TrainConfig.load(workdir)
         if config.harmonic is None:
             raise ValueError(f"--runs: '{workdir}' is not a harmonic run (config.json has no harmonic_with).")
-        index, _, info = split_identities(config)
+        index, _, info = split_identities(config, lfw_root)
         old = precompute_old_embeddings(config, index)
         h, w = config.image_size
         load_size = (round(h * (1 + config.jitter)), round(w * (1 + config.jitter)))
@@ -83,16 +85,17 @@ def _stage_images(paths: list[str], load_size, crop_fraction: float, jpeg_qualit
 
 
 def pack(runs: dict[str, str], stage_dir: str | Path, jpeg_quality: int = 93, image_parts: int = 2,
-         log=print) -> dict:
+         log=print, lfw_root: str | os.PathLike | None = None) -> dict:
     """Stages the phase-1 harmonic ``runs`` ({name: workdir}, precomputed old embeddings) in ``stage_dir``;
     returns the manifest (also ``manifest.json``). Weights equal in every run go once (large ones float16), the
     others per run in float32; each run records the smallest cosine between its staged and its own model's
-    embeddings of 64 centre crops (``float16_staging_min_cosine``)."""
+    embeddings of 64 centre crops (``float16_staging_min_cosine``). ``lfw_root``: the LFW root the command
+    resolved, the training images of runs whose ``config.json`` names no ``data_dir``."""
     if not runs:
         raise ValueError("--runs: give NAME=workdir pairs of phase-1 harmonic runs.")
     stage = Path(stage_dir)
     stage.mkdir(parents=True, exist_ok=True)
-    entries, all_paths, models = _stage_runs(runs, stage, log)
+    entries, all_paths, models = _stage_runs(runs, stage, log, lfw_root)
     values = {name: {v.path: np.asarray(v.numpy()) for v in m.weights} for name, m in models.items()}
     first = next(iter(values.values()))
     shared = {k for k in first if all(k in v and np.array_equal(v[k], first[k]) for v in values.values())}

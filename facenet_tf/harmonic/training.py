@@ -5,6 +5,7 @@ embeddings), and ``HarmonicHook``, through which ``facenet_tf.train.loop.train``
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import keras
@@ -209,6 +210,9 @@ class HarmonicHook:
         return {"least_squares": stats}
 
 
-def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1) -> dict:
-    """``facenet_tf.train.loop.train`` of any ``config``: with ``HarmonicHook`` when ``config.harmonic`` is set."""
-    return loop.train(config, strategy, verbose, hook=None if config.harmonic is None else HarmonicHook())
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1, *,
+          lfw_root: str | os.PathLike | None = None) -> dict:
+    """``facenet_tf.train.loop.train`` of any ``config``: with ``HarmonicHook`` when ``config.harmonic`` is set;
+    ``lfw_root`` as there (the LFW root the command resolved)."""
+    return loop.train(config, strategy, verbose, hook=None if config.harmonic is None else HarmonicHook(),
+                      lfw_root=lfw_root)

@@ -84,36 +84,39 @@ class CheckpointWriteError(OSError):
     """A checkpoint could not be written (full disk, quota, I/O error); the earlier checkpoints are intact."""
 
 
-def excluded_identities(config: TrainConfig) -> frozenset[str]:
-    """Every identity named in the ``exclude_pairs`` files of a TFRecord-sourced run (names resolve against the LFW
-    root: $FACENET_TF_LFW_DIR, then ../shared/data/lfw; paths are read as given)."""
+def excluded_identities(config: TrainConfig, lfw_root: str | os.PathLike | None = None) -> frozenset[str]:
+    """Every identity named in the ``exclude_pairs`` files of a TFRecord-sourced run (names resolve against the
+    resolved LFW root ``lfw_root``; paths are read as given)."""
     names: set[str] = set()
     for name in config.exclude_pairs:
         try:
-            names |= load_pairs(name, check_exists=False).identities
+            names |= load_pairs(name, lfw_root, check_exists=False).identities
         except FileNotFoundError as error:
             raise ValueError(f"--exclude_pairs={name}: {error} With a TFRecord --data_dir, give the pairs files' "
                              "paths, point $FACENET_TF_LFW_DIR at LFW, or pass --exclude_pairs= (none).") from None
     return frozenset(names)
 
 
-def tfrecord_source(config: TrainConfig) -> tuple[frozenset[str], dict]:
+def tfrecord_source(config: TrainConfig, lfw_root: str | os.PathLike | None = None) -> tuple[frozenset[str], dict]:
     """The identities to leave out of a TFRecord set and the numbers worth logging."""
     metadata = read_metadata(config.data_dir)
-    excluded = excluded_identities(config)
+    excluded = excluded_identities(config, lfw_root)
     info = {key: metadata[key] for key in ("identities", "images", "records", "identities_with_2_or_more_images")}
     info.update(source="tfrecord", tfrecord_dir=str(config.data_dir), excluded_pairs=list(config.exclude_pairs),
                 identities_excluded=len(excluded), validation_identities=0, skipped=len(metadata["skipped"]))
     return excluded, info
 
 
-def split_identities(config: TrainConfig) -> tuple[ImageIndex, ImageIndex | None, dict]:
-    """Training (and validation) identities: the image tree minus every identity in ``exclude_pairs``."""
+def split_identities(config: TrainConfig, lfw_root: str | os.PathLike | None = None
+                     ) -> tuple[ImageIndex, ImageIndex | None, dict]:
+    """Training (and validation) identities: the image tree minus every identity in ``exclude_pairs``. The tree is
+    ``config.data_dir``, or the resolved LFW root ``lfw_root`` when that is None (``config.json`` stores None for
+    "the LFW root"); pairs names resolve against the same root."""
     try:
-        root = paths.lfw_dir(config.data_dir)
+        root = Path(config.data_dir).expanduser() if config.data_dir else lfw_root
+        images_dir = paths.lfw_images_dir(root)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--data_dir: {error}") from None
-    images_dir = paths.lfw_images_dir(root)
     excluded = [load_pairs(name, root=root, check_exists=False) for name in config.exclude_pairs]
     split = training_identities(images_dir, excluded)
     identities = split.identities
@@ -295,10 +298,12 @@ def _check_resume_config(workdir: Path, config: TrainConfig) -> None:
 
 
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, verbose: int = 1,
-          hook: TrainingHook | None = None) -> dict:
+          hook: TrainingHook | None = None, *, lfw_root: str | os.PathLike | None = None) -> dict:
     """Trains (or resumes) the run described by ``config``; returns a summary dict (also ``summary.json``).
     ``hook`` builds the model, the image-tree dataset and any work before the first step of a variant of training
-    (``TrainingHook``); a harmonic ``config`` needs it (``facenet_tf.harmonic.training.train`` passes it)."""
+    (``TrainingHook``); a harmonic ``config`` needs it (``facenet_tf.harmonic.training.train`` passes it).
+    ``lfw_root``: the LFW root the command resolved (``facenet_tf.paths``): the image tree when ``config.data_dir``
+    is None, and what pairs names in ``exclude_pairs`` resolve against for a TFRecord ``data_dir``."""
     if config.harmonic is not None and hook is None:
         raise ValueError("--harmonic_with: harmonic training runs through facenet_tf.harmonic.training.train "
                          "(loop.train alone trains plain triplet runs).")
@@ -313,10 +318,10 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     tfrecords = is_tfrecord_dir(config.data_dir)
     composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives)
     if tfrecords:
-        excluded, data_info = tfrecord_source(config)
+        excluded, data_info = tfrecord_source(config, lfw_root)
         train_index = validation_index = None
     else:
-        train_index, validation_index, data_info = split_identities(config)
+        train_index, validation_index, data_info = split_identities(config, lfw_root)
         check_training_data(config, train_index, validation_index, composition, data_info["images_dir"])
     replicas = strategy.num_replicas_in_sync
     if composition.batch_size % replicas:

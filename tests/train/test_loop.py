@@ -94,6 +94,27 @@ def test_failed_start_writes_nothing_and_the_corrected_command_runs(tiny_tree, t
     assert TrainConfig.load(workdir).strategy == "batch_all"
 
 
+def test_without_data_dir_the_lfw_root_is_the_one_the_command_resolved(tmp_path, monkeypatch):
+    """config.json stores data_dir None for "the LFW root": ``lfw_root`` (resolved once by the command) is the tree
+    and what --exclude_pairs names resolve against, also for a TFRecord set; $FACENET_TF_LFW_DIR is never read."""
+    root = tmp_path / "lfw"
+    make_tree(root / "lfw-deepfunneled")
+    (root / "pairsDevTest.txt").write_text("1\nid_00\t1\t2\nid_01\t1\tid_02\t1\n")
+    monkeypatch.setenv("FACENET_TF_LFW_DIR", str(make_tree(tmp_path / "elsewhere", identities=3)))
+    config = TrainConfig(workdir=str(tmp_path / "run"), data_dir=None, exclude_pairs=("view1_test",))
+    index, _, info = loop.split_identities(config, root)
+    assert info["images_dir"] == str(root / "lfw-deepfunneled") and len(index.names) == 5
+    assert loop.excluded_identities(config, root) == {"id_00", "id_01", "id_02"}
+    with pytest.raises(FileNotFoundError, match=r"^--data_dir: No LFW directory was given\. .*FACENET_TF_LFW_DIR"):
+        loop.split_identities(config)
+    with pytest.raises(ValueError, match=r"^--exclude_pairs=view1_test: the LFW pairs 'view1_test' need the LFW "
+                                         r"root.*point \$FACENET_TF_LFW_DIR at LFW"):
+        loop.excluded_identities(config)
+    with pytest.raises(FileNotFoundError, match="--data_dir: No LFW directory"):
+        train(config, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("identities,images", [(1, 4), (5, 1), (2, 1)])
 def test_data_without_triplets_is_refused_naming_the_folder(tmp_path, identities, images):
     tree = make_tree(tmp_path / "faces", identities=identities, images=images)
