@@ -37,6 +37,9 @@ flags.DEFINE_integer("crop_size", None, "center: crop side in thumbnail pixels."
 flags.DEFINE_float("margin_pixels", None, "detect: a margin in image pixels instead of --margin (davidsandberg: 44).")
 flags.DEFINE_integer("prepared_size", None, "detect: resize the face region to this square side, then keep its "
                      "centre at the model's input size (davidsandberg: 182).")
+flags.DEFINE_list("test_time_crops", ["none"], "Test-time crops to evaluate (facenet_tf.evaluation.lfw."
+                  "TEST_TIME_CROPS: none, shift5, scale3); the paired differences are against the baseline recipe "
+                  "with the first entry.")
 flags.DEFINE_integer("subset", None, "First N same and N different pairs of each fold only.")
 flags.DEFINE_string("output_dir", None, "Where report.md and the per-row results go. Required.")
 flags.DEFINE_string("data_dir", None, "LFW root.")
@@ -77,15 +80,20 @@ def main(argv):
                                    ("margin_pixels", F.margin_pixels), ("prepared_size", F.prepared_size))
                  if v is not None}
     out = Path(F.output_dir)
-    rows = ["| alignment | recipe | accuracy ± SE | VAL @ FAR=1e-3 (± std) | mean FAR | AUC | EER | threshold(s) | "
-            "fallbacks | paired vs baseline (points, folds +/=/-) |", "| --- " * 10 + "|"]
-    for alignment in F.alignments:
-        reports = evaluate_lfw_variants(embedder, F.pairs, root, alignment, (), F.subset, overrides,
-                                        recipes=recipes)
-        base = reports[recipes.index(baseline)]["_result"]
+    rows = ["| alignment | crops | recipe | accuracy ± SE | VAL @ FAR=1e-3 (± std) | mean FAR | AUC | EER | threshold(s) | "
+            "fallbacks | paired vs baseline (points, folds +/=/-) |", "| --- " * 11 + "|"]
+    for alignment, crops in [(a, c) for a in F.alignments for c in F.test_time_crops]:
+        try:
+            reports = evaluate_lfw_variants(embedder, F.pairs, root, alignment, (), F.subset, overrides,
+                                            recipes=recipes, crops=crops)
+        except ValueError as error:
+            raise app.UsageError(f"--test_time_crops: {error}") from None
+        if crops == F.test_time_crops[0]:
+            base = reports[recipes.index(baseline)]["_result"]
         for recipe, report in zip(recipes, reports):
             report["command"] = " ".join(["python"] + sys.argv)
-            write_report(report, out / f"{alignment}_{recipe.name.replace('=', '-').replace(',', '_')}")
+            name = recipe.name.replace('=', '-').replace(',', '_') + ("" if crops == "none" else f"_crops-{crops}")
+            write_report(report, out / f"{alignment}_{name}")
             r = report["_result"]
             thresholds = sorted({round(float(t), 3) for t in r.accuracy_thresholds})
             std = "" if r.n_folds < 2 else f" ± {r.val_std * 100:.2f}"
@@ -94,7 +102,8 @@ def main(argv):
             if r.n_folds >= 2:
                 d = paired_fold_difference(r.folds, base.folds)
                 paired = f"{d['mean'] * 100:+.2f} ± {d['sem'] * 100:.2f} ({d['higher']}/{d['equal']}/{d['lower']})"
-            rows.append(f"| {alignment} | {recipe.name}{' (baseline)' if recipe == baseline else ''} | "
+            is_base = recipe == baseline and crops == F.test_time_crops[0]
+            rows.append(f"| {alignment} | {crops} | {recipe.name}{' (baseline)' if is_base else ''} | "
                         f"{r.accuracy_mean * 100:.2f}%{sem} | {r.val_mean * 100:.2f}%{std} | {r.far_mean:.5f} | "
                         f"{r.roc.auc:.5f} | {r.roc.eer:.4f} | {', '.join(map(str, thresholds))} | "
                         f"{report['fallbacks']} / {report['images']} | {paired} |")

@@ -29,7 +29,9 @@ flags.DEFINE_bool("quick", False, "40 pairs and three conditions.")
 flags.DEFINE_string("data_dir", None, "LFW root.")
 flags.DEFINE_string("output_dir", None, "Where table4.md, table4.png and rows.json go. Required.")
 flags.DEFINE_bool("overwrite", False, "Replace the files of an earlier run in --output_dir.")
-flags.mark_flags_as_required(["model", "output_dir"])
+flags.DEFINE_list("from_rows", None, "Write the table and plot from the rows.json of earlier runs (e.g. one per "
+                  "--places) instead of evaluating; --model is then not needed.")
+flags.mark_flags_as_required(["output_dir"])
 
 
 def main(argv):
@@ -50,9 +52,25 @@ def main(argv):
         bad = sorted(set(F.places) - set(robustness.PLACES))
         if bad:
             raise ValueError(f"--places: unknown {bad}; expected {robustness.PLACES}")
-        root = paths.command_lfw_root(F.data_dir, F.pairs)
-    except (ValueError, OSError) as error:
+        if F.from_rows:
+            runs = [json.loads(Path(file).read_text()) for file in F.from_rows]
+        elif not F.model:
+            raise ValueError("--model is required (or --from_rows)")
+        else:
+            root = paths.command_lfw_root(F.data_dir, F.pairs)
+    except (ValueError, OSError, KeyError) as error:
         raise app.UsageError(str(error))
+    if F.from_rows:
+        rows = [row for run in runs for row in run["rows"]]
+        commands = "\n".join(f"    {run['command']}" for run in runs)
+        command = " ".join(["python"] + sys.argv)
+        text = (f"# Table 4 with {F.model or 'our model'} on LFW {F.pairs}\n\nCommands:\n\n{commands}\n    {command}\n\n"
+                f"{rows[0]['images']} images, thresholds from the other folds.\n\n" + robustness.format_table4(rows) + "\n")
+        write_text_atomically(out / "table4.md", text)
+        write_json_atomically(out / "rows.json", {"command": command, "rows": rows})
+        robustness.plot_table4(rows, out / "table4.png", "LFW, Table 4 conditions")
+        print(text)
+        return
     conditions = robustness.table4_conditions()
     if F.quick:
         conditions = [robustness.Condition(), robustness.Condition("jpeg", 10), robustness.Condition("pixels", 1600)]

@@ -73,18 +73,24 @@ class FaceNet:
         batch_size: faces per model call.
         frozen: run the model frozen to constants (``facenet_tf.models.frozen_function``): faster calls at small
             batches for a few seconds more start-up; for long-lived processes such as a server.
+        flip: embed each face and its mirror image and average the two (twice the model calls).
+        centre: subtract the model's stored reference mean embedding (``facenet_tf.models.reference``) and
+            renormalise: distances are then twice the cosine distances of the mean-subtracted embeddings (the LFW
+            recipe selected on View 1). Thresholds must have been measured with the same ``flip`` and ``centre``.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, weights: str | None = None, *, threshold: float | None = None,
                  identify_threshold: float | None = None, cluster_threshold: float | None = None,
                  calibration: str | os.PathLike | dict | None = None, margin: float = 0.3,
                  min_confidence: float = 0.9, min_face_size: int = 20, batch_size: int = 32,
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, flip: bool = False, centre: bool = False) -> None:
         from facenet_tf.evaluation.embed import keras_embedder
+        from facenet_tf.models.reference import reference_mean
         from facenet_tf.models.source import load_model
 
         loaded = load_model(model, weights, inference=True)
         self.model_name = loaded.name if loaded.weights is None else f"{loaded.name}@{loaded.weights}"
+        self.weights = loaded.weights
         measured = model in THRESHOLDS_MEASURED_FOR or (model, weights) == ("inception_resnet_v1", "msceleb")
         defaults = {"verify": VERIFY_THRESHOLD if measured else loaded.thresholds.get("verify"),
                     "identify": IDENTIFY_THRESHOLD if measured else None,
@@ -98,6 +104,11 @@ class FaceNet:
         self.embedder = keras_embedder(loaded.model, self.model_name, frozen=frozen)
         self.margin, self.min_confidence, self.min_face_size = margin, min_confidence, min_face_size
         self.batch_size = batch_size
+        self.flip = flip
+        self.mean = reference_mean(loaded.weights, flip) if centre else None
+        if centre and self.mean is None:
+            raise ValueError(f"centre: model {self.model_name} has no stored reference mean (registered weights "
+                             "only; experiments/reference_mean.py writes one)")
 
     def _calibrated(self, calibration: str | os.PathLike | dict) -> dict[str, float]:
         from facenet_tf.evaluation.calibration import QUESTIONS, load_calibration
@@ -114,15 +125,22 @@ class FaceNet:
 
     def find(self, photos: Photos, faces: str = "all", progress: bool = False):
         """``(PhotoFaces, embeddings)`` of the faces in ``photos`` (files or folders)."""
-        from facenet_tf.evaluation.embed import embed
         from facenet_tf.recognition import find_faces, list_photos
 
         found = find_faces(list_photos(_as_list(photos)), output_size=self.embedder.input_size, margin=self.margin,
                            faces=faces, min_confidence=self.min_confidence, min_face_size=self.min_face_size,
                            progress=progress)
-        embeddings = (embed(self.embedder, found.crops, batch_size=self.batch_size, progress=progress)
-                      if len(found) else np.zeros((0, 0), np.float32))
-        return found, embeddings
+        if not len(found):
+            return found, np.zeros((0, 0), np.float32)
+        return found, self.embed_crops(found.crops, progress=progress)
+
+    def embed_crops(self, crops: np.ndarray, progress: bool = False) -> np.ndarray:
+        """The embeddings of face crops (N, H, W, 3) as every call of this net makes them (``flip``, ``centre``)."""
+        from facenet_tf.evaluation.embed import embed
+        from facenet_tf.models.reference import centre
+
+        embeddings = embed(self.embedder, crops, batch_size=self.batch_size, flip=self.flip, progress=progress)
+        return embeddings if self.mean is None else centre(embeddings, self.mean)
 
     def embed(self, photos: Photos, faces: str = "all") -> list[dict[str, Any]]:
         """Every face of ``photos``: its photo, number (0 = leftmost), box, detector confidence and embedding."""

@@ -63,6 +63,8 @@ def lfw_dir(explicit: str | os.PathLike | None = None, required: bool = True) ->
     resolves once and passes the result down."""
     path = _resolve(explicit, LFW_ENV, "data/lfw")
     if path is None or not path.is_dir():
+        if not explicit and os.environ.get(LFW_ENV):  # a setting that points nowhere is a mistake, not an absence
+            raise _missing_lfw(path, f"${LFW_ENV}: ")
         if required:
             raise _missing_lfw(path)
         return None

@@ -93,3 +93,20 @@ def test_verify_pairs_and_calibration(album, tmp_path):
     assert len(set(net.group(points))) == 2 and len(set(net.group(points, linkage="single"))) == 1
     with pytest.raises(ValueError, match="measured for model nn2, not inception_resnet_v1@msceleb"):
         fn.FaceNet(calibration={**result, "model": "nn2"})
+
+
+def test_flip_and_centre_are_the_stored_mean_subtracted_from_flip_averaged_embeddings(album, tmp_path):
+    from facenet_tf.evaluation.embed import embed
+    from facenet_tf.models import create_model
+    from facenet_tf.models.reference import centre, reference_mean
+
+    photos = sorted(album.glob("*_probe.jpg"))
+    net = fn.FaceNet(flip=True, centre=True)
+    found, embeddings = net.find(photos)
+    mean = reference_mean("msceleb", flip=True)
+    assert mean is not None and not np.allclose(mean, reference_mean("msceleb"))
+    np.testing.assert_allclose(embeddings, centre(embed(net.embedder, found.crops, flip=True, progress=False), mean),
+                               atol=1e-5)
+    create_model("nns2", embedding_dim=8, input_shape=(64, 64, 3)).save(tmp_path / "tiny.keras")
+    with pytest.raises(ValueError, match="no stored reference mean"):
+        fn.FaceNet(str(tmp_path / "tiny.keras"), centre=True)

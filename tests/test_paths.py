@@ -99,9 +99,12 @@ def test_command_lfw_root_rules(places, monkeypatch):
     assert paths.command_lfw_root(str(places["given"]), places["pairs"]) == places["given"]
     assert paths.command_lfw_root(places["given"], "view2") == places["given"]
     assert paths.command_lfw_roots(places["given"], places["pairs"]) == (places["given"], places["given"])
-    # an environment naming a missing folder is no root
+    # an environment naming a missing folder is a mistake: a one-line error naming the variable and the folder
     monkeypatch.setenv(paths.LFW_ENV, str(places["tmp"] / "nowhere"))
-    assert paths.command_lfw_root(None, "view2") is None
+    with pytest.raises(FileNotFoundError) as error:
+        paths.command_lfw_root(None, "view2")
+    assert str(error.value).startswith(f"${paths.LFW_ENV}: '{places['tmp'] / 'nowhere'}' does not exist.")
+    assert "\n" not in str(error.value)
 
 
 def test_missing_data_dir_is_a_one_line_error_naming_it(places):

@@ -97,6 +97,7 @@ def face_region(
     output_size: int | Sequence[int] | None = None,
     keep_aspect: bool = False,
     margin_pixels: float | None = None,
+    shift: Sequence[float] = (0.0, 0.0),
 ) -> IntBox:
     """The integer region to crop for a detected face ``box``: the box grown by a margin, clipped to the image.
 
@@ -114,6 +115,8 @@ def face_region(
     prepared the data its pretrained model was trained on) the region is resized to the output as it is.
     The region is then clipped to the image; near an edge this shortens the region on that side (the face is then
     off-centre or, without ``keep_aspect``, a little more stretched), as davidsandberg/facenet does.
+
+    ``shift`` = (dx, dy): the box is first moved right by ``dx × s`` and down by ``dy × s`` (test-time crops).
     """
     if margin < 0:
         raise ValueError(f"margin must be >= 0; got {margin}")
@@ -121,7 +124,10 @@ def face_region(
     if not (x2 > x1 and y2 > y1):
         raise ValueError(f"a box is (x1, y1, x2, y2) with x2 > x1 and y2 > y1; got {tuple(box)}")
     image_height, image_width = int(image_shape[0]), int(image_shape[1])
-    pad = margin * math.sqrt((x2 - x1) * (y2 - y1)) / 2 if margin_pixels is None else float(margin_pixels) / 2
+    size = math.sqrt((x2 - x1) * (y2 - y1))
+    dx, dy = (float(v) * size for v in shift)
+    x1, y1, x2, y2 = x1 + dx, y1 + dy, x2 + dx, y2 + dy
+    pad = margin * size / 2 if margin_pixels is None else float(margin_pixels) / 2
     x1, y1, x2, y2 = x1 - pad, y1 - pad, x2 + pad, y2 + pad
     if keep_aspect:
         if output_size is None:

@@ -51,6 +51,8 @@ class AlignConfig:
         keep_aspect: ``"detect"``: widen/heighten the region to the output's aspect ratio instead of stretching.
         margin_pixels: ``"detect"``: a margin in image pixels (width and height, half per side) instead of
             ``margin``; davidsandberg/facenet's recipe is 44.
+        shift: ``"detect"``: (dx, dy), the detected box moved by these fractions of the face size before the
+            margin (test-time crops; ``facenet_tf.evaluation.lfw.TEST_TIME_CROPS``).
         prepared_size: ``"detect"``: resize the region to this square side first, then keep its centre
             ``output_size`` (davidsandberg/facenet aligns to 182 and evaluates the centre 160). None: resize the
             region straight to ``output_size``.
@@ -69,6 +71,7 @@ class AlignConfig:
     keep_aspect: bool = False
     margin_pixels: float | None = None
     prepared_size: int | None = None
+    shift: tuple[float, float] = (0.0, 0.0)
     selection: str = "center"
     min_relative_size: float = 0.5
     min_face_size: int = 20
@@ -94,6 +97,10 @@ class AlignConfig:
                 raise ValueError(f"prepared_size ({self.prepared_size}) must be at least the output size "
                                  f"{self.output_size}: the output is its centre")
             object.__setattr__(self, "prepared_size", int(self.prepared_size))
+        shift = tuple(float(v) for v in self.shift)
+        if len(shift) != 2 or not all(abs(v) <= 0.5 for v in shift):
+            raise ValueError(f"shift is (dx, dy), each a fraction of the face size in [-0.5, 0.5]; got {self.shift!r}")
+        object.__setattr__(self, "shift", shift)
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown face selection {self.selection!r}; choose one of {SELECTIONS}")
         if not 0.0 <= self.min_relative_size <= 1.0:
@@ -125,6 +132,8 @@ class AlignConfig:
             for key in ("margin_pixels", "prepared_size"):  # only when set: the keys of earlier crops stay valid
                 if getattr(self, key) is not None:
                     settings[key] = getattr(self, key)
+            if any(self.shift):
+                settings["shift"] = list(self.shift)
         return settings
 
 
@@ -255,7 +264,7 @@ def align_with_faces(image: np.ndarray, faces: Sequence[Face] | None, config: Al
         crop = align_by_landmarks(image, face.landmarks, size, config.margin)
         return crop, AlignInfo(method="landmarks", fallback=False, crop_box=None, **details)
     region: IntBox = face_region(face.box, image.shape, config.margin, size, config.keep_aspect,
-                                 config.margin_pixels)
+                                 config.margin_pixels, config.shift)
     if config.prepared_size is None:
         crop = crop_region(image, region, size)
     else:  # resized to prepared_size², then its centre output_size (as davidsandberg/facenet's facenet.crop)

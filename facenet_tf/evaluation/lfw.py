@@ -27,7 +27,7 @@ from facenet_tf.align import AlignConfig, align_images
 from facenet_tf.atomic import write_json_atomically
 from facenet_tf.data.lfw import PairsFile, load_pairs
 from facenet_tf.evaluation import verification
-from facenet_tf.evaluation.embed import Embedder, embed
+from facenet_tf.evaluation.embed import Embedder, embed, l2_normalize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,21 +67,52 @@ def provenance(pair_sets: list[PairArrays]) -> dict:
 
 SetEmbeddings = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
 
+#: Test-time crops: each view is (dx, dy, margin change) of the detected box (``AlignConfig.shift``, in fractions
+#: of the face size, and ``margin`` + the change); an image's embedding is the normalised sum over its views.
+TEST_TIME_CROPS: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "none": ((0.0, 0.0, 0.0),),
+    "shift5": ((0.0, 0.0, 0.0), (-0.05, 0.0, 0.0), (0.05, 0.0, 0.0), (0.0, -0.05, 0.0), (0.0, 0.05, 0.0)),
+    "scale3": ((0.0, 0.0, -0.1), (0.0, 0.0, 0.0), (0.0, 0.0, 0.1)),
+}
+
+
+def test_time_views(align: AlignConfig, crops: str) -> list[AlignConfig]:
+    """The alignments of the test-time crops ``crops`` (a key of :data:`TEST_TIME_CROPS`) around ``align``
+    (``detect`` alignment with a relative margin only)."""
+    if crops not in TEST_TIME_CROPS:
+        raise ValueError(f"test-time crops must be one of {sorted(TEST_TIME_CROPS)}, got {crops!r}")
+    if crops != "none" and (align.mode != "detect" or align.margin_pixels is not None):
+        raise ValueError(f"test-time crops {crops!r} need the detect alignment with a relative margin")
+    views = []
+    for dx, dy, dm in TEST_TIME_CROPS[crops]:
+        if align.margin + dm < 0:
+            raise ValueError(f"test-time crops {crops!r}: margin {align.margin} {dm:+} is negative")
+        views.append(dataclasses.replace(align, shift=(align.shift[0] + dx, align.shift[1] + dy),
+                                         margin=round(align.margin + dm, 6)))
+    return views
+
 
 def embed_pairs(embedder: Embedder, pair_sets: list[PairArrays], align: AlignConfig, mirrored: bool = False,
                 progress: bool = True, batch_size: int = 64, cache: bool = True,
-                cache_root: str | Path | None = None) -> tuple[list[SetEmbeddings], dict]:
+                cache_root: str | Path | None = None, crops: str = "none") -> tuple[list[SetEmbeddings], dict]:
     """Aligns and embeds every distinct image of ``pair_sets`` once (and, with ``mirrored``, its mirror image
     once); returns, per set, the embeddings of its pairs' two sides ``(a, b)`` and of their mirror images (or
-    None), and alignment statistics (fallbacks are counted, as the paper reports its two)."""
+    None), and alignment statistics (fallbacks are counted, as the paper reports its two). ``crops``: test-time
+    crops (:data:`TEST_TIME_CROPS`; each image's embedding is the normalised sum over its views, the mirror
+    images' likewise)."""
     images = sorted({p for s in pair_sets for p in s.paths_a + s.paths_b})
     position = {p: i for i, p in enumerate(images)}
-    aligned = align_images(images, config=align, progress=progress, cache=cache, cache_root=cache_root)
-    plain = embed(embedder, aligned.images, batch_size=batch_size, progress=progress, sources=images)
-    mirror = None
-    if mirrored:
-        mirror = embed(embedder, aligned.images[:, :, ::-1], batch_size=batch_size, progress=progress,
-                       description="embedding mirrors", sources=images)
+    plain = mirror = aligned = None
+    for view in test_time_views(align, crops):
+        aligned = align_images(images, config=view, progress=progress, cache=cache, cache_root=cache_root)
+        out = embed(embedder, aligned.images, batch_size=batch_size, progress=progress, sources=images)
+        plain = out if plain is None else plain + out
+        if mirrored:
+            out = embed(embedder, aligned.images[:, :, ::-1], batch_size=batch_size, progress=progress,
+                        description="embedding mirrors", sources=images)
+            mirror = out if mirror is None else mirror + out
+    if crops != "none":
+        plain, mirror = l2_normalize(plain), None if mirror is None else l2_normalize(mirror)
     result = []
     for s in pair_sets:
         a, b = [position[p] for p in s.paths_a], [position[p] for p in s.paths_b]
@@ -108,24 +139,25 @@ def evaluate_lfw_variants(embedder: Embedder, pairs: str = "view2", root: str | 
                           align_overrides: dict | None = None, far_target: float = 1e-3, progress: bool = True,
                           batch_size: int = 64, cache: bool = True, cache_root: str | Path | None = None,
                           pair_sets: list[PairArrays] | None = None,
-                          recipes: tuple[verification.Recipe, ...] | None = None) -> list[dict]:
+                          recipes: tuple[verification.Recipe, ...] | None = None, crops: str = "none") -> list[dict]:
     """One report (JSON-ready dict) per recipe, sharing the alignment and embedding work. ``recipes``
     (``verification.Recipe``: flip mode, distance, training-fold mean subtraction) default to one per entry of
     ``flips`` (False: the plain embeddings; True: with the mirror image's, averaged), squared L2.
     ``pair_sets``: ``load_pair_sets(pairs, root, subset)`` when already loaded (a command checks its inputs
-    before loading the model)."""
+    before loading the model). ``crops``: test-time crops (:data:`TEST_TIME_CROPS`)."""
     recipes = recipes or tuple(verification.Recipe(flip="mean" if flip else "none") for flip in flips)
     align = AlignConfig(mode=alignment, output_size=embedder.input_size, **(align_overrides or {}))
     sets = pair_sets if pair_sets is not None else load_pair_sets(pairs, root, subset)
     embeddings, stats = embed_pairs(embedder, sets, align, any(r.flip != "none" for r in recipes), progress,
-                                    batch_size, cache, cache_root)
+                                    batch_size, cache, cache_root, crops)
     reports = []
     for recipe in recipes:
         result = score_pair_sets(recipe, sets, embeddings, pairs == "view1", far_target)
         test = sets[-1]
         reports.append({"model": embedder.name, "pairs": pairs, "n_pairs": len(test.is_same),
                         "subset_per_fold": subset, **provenance(sets), "alignment": dataclasses.asdict(align),
-                        "flip": recipe.flip != "none", "recipe": dataclasses.asdict(recipe), **stats,
+                        "flip": recipe.flip != "none", "recipe": dataclasses.asdict(recipe), "test_time_crops": crops,
+                        **stats,
                         "metrics": result.to_dict(), "table": result.format_table(), "_result": result})
     return reports
 
@@ -216,16 +248,16 @@ def evaluate_lfw(embedder: Embedder, pairs: str = "view2", root: str | None = No
                  align_overrides: dict | None = None, far_target: float = 1e-3, progress: bool = True,
                  batch_size: int = 64, cache: bool = True, cache_root: str | Path | None = None,
                  extra: dict | None = None, pair_sets: list[PairArrays] | None = None,
-                 recipe: verification.Recipe | None = None) -> dict:
+                 recipe: verification.Recipe | None = None, crops: str = "none") -> dict:
     """Runs the protocol; returns a JSON-ready dict (plus ``extra``, e.g. the command line) and, with
     ``output_dir``, writes ``results.json`` and ``roc.png`` there (only once every pair has been scored).
-    ``recipe`` (``verification.Recipe``), when given, replaces ``flip``.
+    ``recipe`` (``verification.Recipe``), when given, replaces ``flip``; ``crops``: test-time crops.
 
     Raises (expected failures, each naming what is wrong): ``PairsError`` (bad ``pairs``), ``FileNotFoundError``
     (no image tree, a missing image), ``ImageReadError`` (an unreadable image), ``NonFiniteEmbeddingError``."""
     (report,) = evaluate_lfw_variants(embedder, pairs, root, alignment, (flip,), subset, align_overrides,
                                       far_target, progress, batch_size, cache, cache_root, pair_sets,
-                                      None if recipe is None else (recipe,))
+                                      None if recipe is None else (recipe,), crops)
     report.update(extra or {})
     if output_dir is not None:
         report["files"] = write_report(report, output_dir)

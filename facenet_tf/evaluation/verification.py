@@ -667,3 +667,9 @@ class Recipe:
             return evaluate_embeddings_with_train_split(joined(train_plain, train_mirrored), train_same, test,
                                                         is_same, self.distance, self.subtract_mean, far_target)
         return evaluate_embeddings(*test, is_same, folds, self.distance, self.subtract_mean, far_target)
+
+
+#: The scoring recipe selected on LFW View 1 for both registered models (results/lfw_recipes.md): the mirror
+#: image's embedding averaged in, cosine distance, the training folds' mean embedding subtracted. The default of
+#: experiments/eval_lfw.py.
+SELECTED_RECIPE = Recipe(flip="mean", distance="cosine", subtract_mean=True)

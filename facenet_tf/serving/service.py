@@ -102,7 +102,6 @@ class FaceService:
                  identify_threshold: float | None = None, limits: Limits = Limits(),
                  batching: Batching = Batching()) -> None:
         from facenet_tf.align import get_detector
-        from facenet_tf.evaluation.embed import embed
 
         self.net, self.store, self.limits, self.batching = net, store, limits.check(), batching
         self.verify_threshold = verify_threshold if verify_threshold is not None else net.threshold
@@ -120,7 +119,7 @@ class FaceService:
                                            max_batch=batching.detect_batch, max_wait=batching.max_wait,
                                            max_queue=batching.max_queue, name="detection")
         self.embed_batcher = MicroBatcher(
-            lambda crops: list(embed(net.embedder, np.stack(crops), batch_size=len(crops), progress=False)),
+            lambda crops: list(net.embed_crops(np.stack(crops))),
             max_batch=batching.max_batch, max_wait=batching.max_wait, max_queue=batching.max_queue,
             name="embedding")
         self._detector = _BatchedDetector(self.detect_batcher)

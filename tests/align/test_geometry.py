@@ -132,3 +132,11 @@ def test_align_by_landmarks_puts_rotated_dots_on_the_template():
     for x, y in template:  # every dot lands on its template position, eyes level
         assert aligned[int(round(y)), int(round(x))].min() > 200
     assert aligned.mean() < 20  # and nothing else is bright
+
+
+def test_shift_moves_the_box_by_fractions_of_the_face_size_before_the_margin():
+    box, shape = (100, 50, 190, 210), (400, 400)  # s = sqrt(90 * 160) = 120
+    base = face_region(box, shape, margin=0.2)
+    moved = face_region(box, shape, margin=0.2, shift=(0.05, -0.1))  # +6 px right, -12 px up
+    assert (moved[0] - base[0], moved[2] - base[2]) == (6, 6) and (moved[1] - base[1], moved[3] - base[3]) == (-12, -12)
+    assert face_region(box, shape, margin=0.2, shift=(0, 0)) == base

@@ -139,6 +139,7 @@ def test_fusion_scores_the_members_unit_embeddings_side_by_side(lfw_root, tmp_pa
 @pytest.mark.parametrize("flags, expected", [
     (["--recipe=flip=max"], "eval_lfw.py: error: --recipe: flip must be one of ('none', 'mean', 'concat'), got 'max'"),
     (["--recipe=flip=mean", "--flip"], "eval_lfw.py: error: --flip and --recipe both say how to use the mirror image"),
+    (["--test_time_crops=zoom"], "eval_lfw.py: error: --test_time_crops: expected one of ['none', 'scale3', 'shift5']"),
 ])
 def test_a_bad_recipe_is_a_usage_error_before_any_work(tmp_path, flags, expected):
     from tests.reliability.conftest import python_env, run
@@ -150,3 +151,52 @@ def test_a_bad_recipe_is_a_usage_error_before_any_work(tmp_path, flags, expected
     (line,) = proc.output.strip().splitlines()
     assert line.startswith(expected), line
     assert not (tmp_path / "c").exists() and not (out / "results.json").exists()
+
+
+def test_test_time_crops_embed_each_view_and_average(lfw_root, tmp_path):
+    """``crops``: an image's embedding is the normalised sum of its views' embeddings (each view a shifted or
+    rescaled crop of the same detection), mirror images likewise; the views are refused where they mean nothing."""
+    from facenet_tf.align import AlignConfig, align_images
+    from facenet_tf.evaluation.embed import keras_embedder, l2_normalize
+    from facenet_tf.evaluation.lfw import embed_pairs, load_pair_sets, test_time_views
+
+    keras.utils.set_random_seed(0)
+    embedder = keras_embedder(create_model("nns2", embedding_dim=8, input_shape=(64, 48, 3)), "tiny")
+    sets = load_pair_sets("view1_test", str(lfw_root), subset=1)
+    align = AlignConfig(mode="detect", output_size=(64, 48), margin=0.2)
+    views = test_time_views(align, "scale3")
+    assert [v.margin for v in views] == [0.1, 0.2, 0.3] and all(v.shift == (0, 0) for v in views)
+    assert [v.shift for v in test_time_views(align, "shift5")][1:] == [(-0.05, 0), (0.05, 0), (0, -0.05), (0, 0.05)]
+    ((plain, mirrored),), _ = embed_pairs(embedder, sets, align, mirrored=True, progress=False,
+                                          cache_root=tmp_path, crops="shift5")
+    crops = [align_images(sets[0].paths_a, config=v, progress=False, cache_root=tmp_path).images
+             for v in test_time_views(align, "shift5")]
+    np.testing.assert_allclose(plain[0], l2_normalize(sum(embedder(c) for c in crops)), atol=1e-5)
+    np.testing.assert_allclose(mirrored[0], l2_normalize(sum(embedder(c[:, :, ::-1].copy()) for c in crops)),
+                               atol=1e-5)
+    assert not np.allclose(crops[0], crops[1])
+    with pytest.raises(ValueError, match="detect alignment"):
+        test_time_views(AlignConfig(mode="center"), "scale3")
+    with pytest.raises(ValueError, match="must be one of"):
+        test_time_views(align, "zoom9")
+
+
+def test_eval_lfw_scores_with_the_selected_recipe_unless_told_otherwise(tmp_path):
+    """Without --recipe or --flip, eval_lfw uses the recipe selected on View 1; --flip alone is the paper's
+    squared L2 with the mirror image averaged in."""
+    from tests.reliability.conftest import python_env, run
+    from tests.reliability.test_evaluation import make_tree
+
+    pairs = make_tree(tmp_path / "user")
+    keras.utils.set_random_seed(0)
+    create_model("nns2", embedding_dim=8, input_shape=(32, 32, 3)).save(tmp_path / "tiny.keras")
+    recipes = {}
+    for name, extra in (("default", []), ("flip", ["--flip"])):
+        out = tmp_path / name
+        proc = run(["experiments/eval_lfw.py", f"--model={tmp_path / 'tiny.keras'}", f"--pairs={pairs}",
+                    "--alignment=center", "--crop_size=32", "--nocache", f"--output_dir={out}", *extra],
+                   tmp_path / f"{name}.txt", timeout=120, env=python_env())
+        assert proc.returncode == 0, proc.output
+        recipes[name] = json.loads((out / "results.json").read_text())["recipe"]
+    assert recipes["default"] == {"flip": "mean", "distance": "cosine", "subtract_mean": True}
+    assert recipes["flip"] == {"flip": "mean", "distance": "squared_l2", "subtract_mean": False}

@@ -84,3 +84,15 @@ def test_quick_mode_writes_the_table_and_plot(lfw_root, tmp_path):
     assert "pixels=1600" in (out / "table4.md").read_text()
     again = subprocess.run(args, capture_output=True, text=True, timeout=120, env=python_env())
     assert again.returncode != 0 and "--overwrite" in again.stderr  # an earlier run is not replaced silently
+    combined = tmp_path / "combined"
+    (tmp_path / "crop.json").write_text(json.dumps({"command": "python a", "rows": [x for x in rows
+                                                                                    if x["place"] == "crop"]}))
+    (tmp_path / "photo.json").write_text(json.dumps({"command": "python b", "rows": [x for x in rows
+                                                                                     if x["place"] == "photo"]}))
+    joined = subprocess.run([sys.executable, "experiments/robustness.py", f"--output_dir={combined}",
+                             f"--from_rows={tmp_path / 'crop.json'},{tmp_path / 'photo.json'}"],
+                            capture_output=True, text=True, timeout=120, env=python_env())
+    assert joined.returncode == 0, joined.stderr[-3000:]
+    assert json.loads((combined / "rows.json").read_text())["rows"] == rows  # crop rows, then photo rows
+    text = (combined / "table4.md").read_text()
+    assert "    python a\n    python b\n" in text and "photo: VAL @ 1e-3" in text
