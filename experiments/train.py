@@ -1,4 +1,5 @@
-"""Trains a zoo model with the triplet loss and online mining (paper, "Triplet loss and selection").
+"""Trains a zoo model with the triplet loss and online mining, or offline selection (``--offline_every``,
+``--strategy=offline``) (paper, "Triplet loss and selection").
 
     .venv/bin/python experiments/train.py --model=nns2 --workdir=runs/nns2 --steps=600 \
         --identities_per_batch=30 --faces_per_identity=6 --extra_negatives=20
@@ -37,7 +38,19 @@ flags.DEFINE_float("crop_fraction", 1.0, "Centred crop (fraction of the shorter 
 flags.DEFINE_float("jitter", 0.1, "Random-crop augmentation: load at (1+jitter) x input size, crop back.")
 flags.DEFINE_bool("flip", True, "Random horizontal flips.")
 flags.DEFINE_float("margin", 0.2, "Triplet margin alpha (paper: 0.2).")
-flags.DEFINE_enum("strategy", "semi_hard", ["semi_hard", "hardest", "batch_all", "random_violating"], "Mining.")
+flags.DEFINE_enum("strategy", "semi_hard", ["semi_hard", "hardest", "batch_all", "random_violating", "offline"],
+                  "Mining inside each batch; offline: none, each batch is the triplets of the offline selection as "
+                  "they are (needs --offline_every).")
+flags.DEFINE_integer("offline_every", 0, "Offline triplet selection (paper): every N steps the latest weights embed "
+                     "--offline_subset training images and each anchor gets its hard positive (argmax D(a,p)) and a "
+                     "--offline_negative; the next N steps train on (P*K+R)//3 of those triplets per batch, mined online "
+                     "again by --strategy unless --strategy=offline. 0: off (batches of P identities x K faces + R).")
+flags.DEFINE_integer("offline_subset", 0, "With --offline_every: images embedded per selection (at least a batch, "
+                     "P*K+R), drawn like a batch (K faces per identity, the same share of extra negatives) from the "
+                     "seed and the step.")
+flags.DEFINE_enum("offline_negative", "semi_hard", ["semi_hard", "hardest"], "With --offline_every: each anchor's "
+                  "negative: semi_hard, the closest one farther than its hard positive (else --fallback), or hardest, "
+                  "argmin D(a,n).")
 flags.DEFINE_enum("fallback", "farthest", ["farthest", "hardest", "skip"], "Semi-hard: pairs with no semi-hard "
                   "negative use the farthest / hardest negative, or are skipped.")
 flags.DEFINE_enum("reduction", "auto", ["auto", "mean_over_pairs", "mean_over_active"], "Loss averaging (auto: "
@@ -144,7 +157,8 @@ def main(argv):
             fallback=F.fallback, reduction=F.reduction, optimizer=F.optimizer, learning_rate=F.learning_rate,
             lr_decay_steps=tuple(int(v) for v in F.lr_decay_steps), lr_decay_factor=F.lr_decay_factor,
             steps=F.steps, checkpoint_every=F.checkpoint_every, validation_identities=F.validation_identities,
-            seed=F.seed, mixed_precision=F.mixed_precision, harmonic_with=F.harmonic_with,
+            seed=F.seed, mixed_precision=F.mixed_precision, offline_every=F.offline_every,
+            offline_subset=F.offline_subset, offline_negative=F.offline_negative, harmonic_with=F.harmonic_with,
             harmonic_weights=F.harmonic_weights,
             harmonic_phase=F.harmonic_phase, harmonic_old_embeddings=F.harmonic_old_embeddings,
             harmonic_candidates=F.harmonic_candidates, harmonic_anchors=F.harmonic_anchors,

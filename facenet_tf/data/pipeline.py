@@ -145,13 +145,16 @@ def augment(images: tf.Tensor, seed: tf.Tensor, output_size: tuple[int, int], fl
 
 def training_dataset(index: ImageIndex, input_size: tuple[int, int], composition: BatchComposition,
                      seed: int = 0, start_step: int = 0, crop_fraction: float = 1.0, jitter: float = 0.1,
-                     flip: bool = True, prefetch: int = 2) -> tuple[tf.data.Dataset, ImageBatchLoader]:
+                     flip: bool = True, prefetch: int = 2, sampler=None) -> tuple[tf.data.Dataset, ImageBatchLoader]:
     """An endless dataset of ``(images float32 (B, H, W, 3) in 0-255, labels int32 (B,))`` from ``start_step``.
 
     Images are loaded at ``(1 + jitter)`` times ``input_size`` and randomly cropped back to it (``jitter=0``: no
-    crop augmentation). Returns the loader too, whose ``skipped`` counts unreadable images.
+    crop augmentation). Returns the loader too, whose ``skipped`` counts unreadable images. ``sampler``: what gives
+    the image indices of each step, anything with ``batch(step)`` and ``batch_size`` (``batch`` may block until the
+    indices of that step are known); None: ``IdentityBalancedSampler`` of ``composition``.
     """
-    sampler = IdentityBalancedSampler(index.labels, composition, seed)
+    if sampler is None:
+        sampler = IdentityBalancedSampler(index.labels, composition, seed)
     out_h, out_w = input_size
     load_size = (round(out_h * (1 + jitter)), round(out_w * (1 + jitter)))
     loader = ImageBatchLoader(index, load_size, crop_fraction, seed=seed)
@@ -163,7 +166,7 @@ def training_dataset(index: ImageIndex, input_size: tuple[int, int], composition
             yield images, labels, np.int64(step)
             step += 1
 
-    b = composition.batch_size
+    b = sampler.batch_size
     ds = tf.data.Dataset.from_generator(batches, output_signature=(
         tf.TensorSpec((b, *load_size, 3), tf.uint8), tf.TensorSpec((b,), tf.int32), tf.TensorSpec((), tf.int64)))
 

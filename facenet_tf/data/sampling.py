@@ -42,13 +42,16 @@ class BatchComposition:
 class IdentityBalancedSampler:
     """Draws batches of image indices from integer ``labels`` (one per image) with a fixed composition."""
 
-    def __init__(self, labels, composition: BatchComposition, seed: int = 0):
+    def __init__(self, labels, composition: BatchComposition, seed: int = 0, stream: int = 0):
+        """``stream`` > 0: an independent sequence of batches for the same ``seed`` (e.g. the offline subsets of
+        facenet_tf.train.offline beside the training batches); 0 is the training stream."""
         labels = np.asarray(labels)
         if labels.ndim != 1 or labels.size == 0:
             raise ValueError("labels must be a non-empty 1-D array (one identity label per image).")
         self.labels = labels
         self.composition = composition
         self.seed = int(seed)
+        self.stream = int(stream)
         order = np.argsort(labels, kind="stable")
         identities, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
         self._members = {int(i): order[s:s + c] for i, s, c in zip(identities, starts, counts)}
@@ -71,7 +74,7 @@ class IdentityBalancedSampler:
     def draw(self, step: int) -> tuple[np.ndarray, int]:
         """``(indices, n_grouped)``: the first ``n_grouped`` indices are the identity groups (>= 2 images each),
         the rest are extra negatives from identities outside those groups."""
-        rng = np.random.default_rng([self.seed, int(step)])
+        rng = np.random.default_rng([self.seed, int(step)] + ([self.stream] if self.stream else []))
         c = self.composition
         positive_slots = c.identities_per_batch * c.faces_per_identity
         chosen: list[np.ndarray] = []

@@ -18,7 +18,8 @@ from pathlib import Path
 from facenet_tf.data.tfrecord import is_tfrecord_dir
 from facenet_tf.models import get_spec
 
-STRATEGIES = ("semi_hard", "hardest", "batch_all", "random_violating")
+STRATEGIES = ("semi_hard", "hardest", "batch_all", "random_violating", "offline")  # offline: no online mining
+OFFLINE_NEGATIVES = ("semi_hard", "hardest")  # facenet_tf.losses.offline.NEGATIVES
 FALLBACKS = ("farthest", "hardest", "skip")
 REDUCTIONS = ("auto", "mean_over_pairs", "mean_over_active")  # auto: mean over pairs; batch_all: over active
 OPTIMIZERS = ("adagrad", "sgd", "momentum", "adam", "rmsprop")
@@ -166,6 +167,12 @@ class TrainConfig:
     validation_steps: int = 2
     seed: int = 0
     mixed_precision: bool = False              # keras mixed_float16: float16 compute, float32 variables and loss
+    # Offline triplet selection (paper: every n steps, argmin/argmax on a subset with the latest weights;
+    # facenet_tf.train.offline). 0: off. With strategy="offline" each batch is the selected triplets as they are;
+    # with an online strategy the selected triplets' images form the batch, mined online as usual.
+    offline_every: int = 0                     # steps between selections
+    offline_subset: int = 0                    # images embedded per selection (at least a batch)
+    offline_negative: str = "semi_hard"        # semi_hard (fallback as online) | hardest (argmin D(a, n))
     # Harmonic embeddings (paper appendix; facenet_tf/harmonic/). None: plain triplet training.
     harmonic: HarmonicConfig | None = None
 
@@ -212,6 +219,7 @@ class TrainConfig:
             fail("jitter", "a fraction in [0, 0.5]", self.jitter)
         if self.input_size is not None and len(self.input_size) != 2:
             fail("input_size", "height,width", self.input_size)
+        self._check_offline()
         if is_tfrecord_dir(self.data_dir):
             if self.validation_identities:
                 fail("validation_identities", "0 with a TFRecord --data_dir (validation batches need an image tree)",
@@ -227,6 +235,39 @@ class TrainConfig:
                 fail("strategy", "semi_hard, hardest or random_violating with --harmonic_with", self.strategy)
             if self.validation_identities:
                 fail("validation_identities", "0 with --harmonic_with", self.validation_identities)
+
+    def _check_offline(self) -> None:
+        """The offline-selection settings: all at their defaults when off, consistent with the rest when on."""
+        if not isinstance(self.offline_every, int) or self.offline_every < 0:
+            _fail("offline_every", "0 (off) or a positive number of steps", self.offline_every)
+        if self.offline_negative not in OFFLINE_NEGATIVES:
+            _fail("offline_negative", f"one of {OFFLINE_NEGATIVES}", self.offline_negative)
+        if not self.offline_every:
+            if self.strategy == "offline":
+                _fail("offline_every", "a positive number of steps with --strategy=offline", self.offline_every)
+            if self.offline_subset:
+                _fail("offline_subset", "0 unless --offline_every is set", self.offline_subset)
+            if self.offline_negative != "semi_hard":
+                _fail("offline_negative", "semi_hard (the default) unless --offline_every is set",
+                      self.offline_negative)
+            return
+        batch = self.identities_per_batch * self.faces_per_identity + self.extra_negatives
+        if batch < 3:
+            _fail("offline_every", f"0 with a batch of {batch} images (P*K+R): a batch of triplets needs 3",
+                  self.offline_every)
+        if not isinstance(self.offline_subset, int) or self.offline_subset < batch:
+            _fail("offline_subset", f"at least the batch size P*K+R = {batch} images with --offline_every",
+                  self.offline_subset)
+        if is_tfrecord_dir(self.data_dir):
+            _fail("offline_every", "0 with a TFRecord --data_dir (the offline subset is drawn from an image tree)",
+                  self.offline_every)
+        if self.harmonic is not None:
+            _fail("offline_every", "0 with --harmonic_with", self.offline_every)
+
+    @property
+    def offline_triplets_per_batch(self) -> int:
+        """Triplets per batch under offline selection: a third of P*K+R (the batch holds 3x that many images)."""
+        return (self.identities_per_batch * self.faces_per_identity + self.extra_negatives) // 3
 
     @classmethod
     def from_flags(cls, **values) -> "TrainConfig":

@@ -5,7 +5,8 @@ model + optimizer state, written every ``checkpoint_every`` steps; TensorFlow up
 atomically, so a kill mid-write leaves the previous checkpoint current), ``logs/`` (TensorBoard) and, at the end,
 ``embedding_model.keras`` (the zoo model with its trained weights, written to a temporary file then renamed).
 Running again with the same workdir resumes from the latest checkpoint; the data stream resumes at the same step
-because every batch is a pure function of (seed, step).
+because every batch is a pure function of (seed, step) (with ``offline_every``: and of the offline selection in force,
+which the checkpoint holds, ``facenet_tf.train.offline``).
 
 Nothing is lost and no failure is silent: ``config.json`` is written only once every check has passed (data,
 identities, model, checkpoint), so a failed start leaves nothing that blocks the corrected command; a non-finite
@@ -44,6 +45,7 @@ from facenet_tf.train.config import TrainConfig
 from facenet_tf.train.optimizers import make_optimizer
 from facenet_tf.train.distribute import is_chief
 from facenet_tf.train.model import NON_FINITE, TripletModel
+from facenet_tf.train.offline import OfflineSelector
 
 logger = logging.getLogger(__name__)
 
@@ -317,20 +319,26 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     _check_resume_config(workdir, config)
     tfrecords = is_tfrecord_dir(config.data_dir)
     composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives)
+    offline = None  # the offline triplet selection (--offline_every), also the sampler of the batches
     if tfrecords:
         excluded, data_info = tfrecord_source(config, lfw_root)
         train_index = validation_index = None
     else:
         train_index, validation_index, data_info = split_identities(config, lfw_root)
         check_training_data(config, train_index, validation_index, composition, data_info["images_dir"])
+        if config.offline_every:
+            offline = OfflineSelector(config, train_index)
+    batch_size = composition.batch_size if offline is None else offline.batch_size
     replicas = strategy.num_replicas_in_sync
-    if composition.batch_size % replicas:
-        raise ValueError(f"The batch size {composition.batch_size} (P*K+R) must divide evenly over {replicas} "
-                         "replicas.")
+    if batch_size % replicas:
+        raise ValueError(f"The batch size {batch_size} ({'P*K+R' if offline is None else '3 * ((P*K+R) // 3)'}) "
+                         f"must divide evenly over {replicas} replicas.")
     with strategy.scope():
         model = build_model(config) if hook is None else hook.build_model(config)
 
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    # The offline selection in force is saved with the weights: a resumed run trains on the same triplets.
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                                     **({} if offline is None else {"offline": offline.state}))
     manager = tf.train.CheckpointManager(checkpoint, str(workdir / CHECKPOINT_DIR), config.keep_checkpoints)
     for leftover in remove_temporary_checkpoints(manager.directory):
         logger.warning("Removed '%s', the temporary folder of a checkpoint that was never completed.", leftover)
@@ -349,7 +357,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         else:
             made = None if hook is None else hook.training_dataset(config, train_index, composition, start)
             dataset, loader = made or training_dataset(train_index, config.image_size, composition, config.seed,
-                                                       start, config.crop_fraction, config.jitter, config.flip)
+                                                       start, config.crop_fraction, config.jitter, config.flip,
+                                                       sampler=offline)
         validation = None
         if validation_index is not None:
             validation, _ = training_dataset(validation_index, config.image_size,
@@ -362,19 +371,27 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     if hook is not None:
         summary.update(hook.before_fit(model, config, train_index, start))
     if start < config.steps:
-        callbacks = [DivergenceCheck(manager), ThroughputAndCheckpoint(manager, composition.batch_size, loader)]
+        callbacks = [DivergenceCheck(manager), ThroughputAndCheckpoint(manager, batch_size, loader)]
+        if offline is not None:  # selects after the step, before that step's checkpoint is written
+            callbacks.insert(1, offline.callback(workdir / "logs" if chief else None, config.steps))
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(str(workdir / "logs"),
                                                          update_freq=max(1, config.checkpoint_every // 10)))
         t0 = time.perf_counter()
-        history = model.fit(
-            dataset,  # global batches; under a strategy, Keras splits each across the replicas
-            steps_per_epoch=config.checkpoint_every, epochs=config.steps // config.checkpoint_every,
-            initial_epoch=start // config.checkpoint_every, validation_data=validation, callbacks=callbacks,
-            verbose=verbose)
+        try:
+            history = model.fit(
+                dataset,  # global batches; under a strategy, Keras splits each across the replicas
+                steps_per_epoch=config.checkpoint_every, epochs=config.steps // config.checkpoint_every,
+                initial_epoch=start // config.checkpoint_every, validation_data=validation, callbacks=callbacks,
+                verbose=verbose)
+        finally:
+            if offline is not None:  # releases the input thread if it waits for a selection that will not come
+                offline.close()
         summary.update(seconds=round(time.perf_counter() - t0, 1),
                        skipped_images=data_info.get("skipped", 0) if loader is None else loader.skipped,
                        history={k: [float(x) for x in v] for k, v in history.history.items()})
+        if offline is not None:
+            summary["offline"] = offline.records  # one entry per selection made in this call
     summary["end_step"] = int(model.optimizer.iterations.numpy())
     summary["replicas"] = replicas
     check_finite(model, summary["end_step"], manager)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from facenet_tf.losses import triplet_loss_with_metrics
+from facenet_tf.losses import offline_triplet_loss_with_metrics, triplet_loss_with_metrics
 
 # Metric name -> key in the dict returned by ``triplet_loss_with_metrics``.
 METRIC_KEYS = {
@@ -52,6 +52,10 @@ class TripletModel(keras.Model):
     ``fit``/``evaluate`` take ``(images, labels)`` batches, labels one integer identity per image. Every step
     reports: loss, fraction of active triplets (loss > 0), number of triplets, mean D(a,p), mean D(a,n) and the
     fraction of anchor-positive pairs that found a semi-hard negative. Calling the model returns embeddings.
+
+    ``strategy="offline"``: no online mining; each training batch is T triplets chosen offline
+    (``facenet_tf.train.offline``), laid out ``[anchors; positives; negatives]``, and the loss is their hinge
+    (``offline_triplet_loss_with_metrics``). Validation batches (identity-balanced) are mined semi-hard.
     """
 
     def __init__(self, embedding_model: keras.Model, margin: float = 0.2, strategy: str = "semi_hard",
@@ -80,10 +84,15 @@ class TripletModel(keras.Model):
         if context is not None and context.num_replicas_in_sync > 1:
             embeddings = context.all_gather(embeddings, axis=0)
             labels = context.all_gather(labels, axis=0)
+        reduction = None if self.reduction == "auto" else self.reduction
+        strategy = self.strategy
+        if strategy == "offline":
+            if training:
+                return offline_triplet_loss_with_metrics(embeddings, margin=self.margin, reduction=reduction)
+            strategy = "semi_hard"
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
-        return triplet_loss_with_metrics(labels, embeddings, margin=self.margin, strategy=self.strategy,
-                                         fallback=self.fallback,
-                                         reduction=None if self.reduction == "auto" else self.reduction, seed=seed)
+        return triplet_loss_with_metrics(labels, embeddings, margin=self.margin, strategy=strategy,
+                                         fallback=self.fallback, reduction=reduction, seed=seed)
 
     def _output(self, results: dict) -> dict:
         if _multi_worker(tf.distribute.get_strategy()):
