@@ -75,13 +75,30 @@ def main(argv):
     if F.quick:
         conditions = [robustness.Condition(), robustness.Condition("jpeg", 10), robustness.Condition("pixels", 1600)]
     sets = load_pair_sets(F.pairs, root, 2 if F.quick else None)
+    # progress survives an interruption: rows.partial.json, resumed by the same command
+    partial = out / "rows.partial.json"
+    settings = {"model": F.model, "pairs": F.pairs, "margin": F.margin, "recipe": recipe.name, "quick": F.quick}
+    done = []
+    if partial.is_file():
+        saved = json.loads(partial.read_text())
+        if saved.get("settings") != settings and not F.overwrite:
+            raise app.UsageError(f"--output_dir: '{partial}' is the progress of a run with other settings "
+                                 f"({saved.get('settings')}); pass --overwrite to start again")
+        done = saved["rows"] if saved.get("settings") == settings else []
+        print(f"resuming: {len(done)} rows from {partial}", flush=True)
     embedder = load_embedder(F.model)
     align = AlignConfig(mode="detect", output_size=embedder.input_size, margin=F.margin)
     rows = []
+
+    def save(row):
+        out.mkdir(parents=True, exist_ok=True)
+        done.append(row)
+        write_json_atomically(partial, {"settings": settings, "rows": done})
+
     for place in F.places:
         rows += robustness.evaluate_robustness(embedder, sets, align, conditions, place, recipe,
-                                               progress=not F.quick,
-                                               log=lambda line: print(line, flush=True))
+                                               progress=not F.quick, log=lambda line: print(line, flush=True),
+                                               done=list(done), on_row=save)
     command = " ".join(["python"] + sys.argv)
     text = (f"# Table 4 with {embedder.name} on LFW {F.pairs}\n\nCommand: `{command}`\n\nRecipe {recipe.name}, MTCNN "
             f"margin {F.margin}; {rows[0]['images']} images, thresholds from the other folds.\n\n"
@@ -89,6 +106,7 @@ def main(argv):
     write_text_atomically(out / "table4.md", text)
     write_json_atomically(out / "rows.json", {"command": command, "rows": rows})
     robustness.plot_table4(rows, out / "table4.png", f"{embedder.name}, LFW {F.pairs}")
+    partial.unlink(missing_ok=True)
     print(text)
 
 

@@ -124,17 +124,23 @@ def align_degraded_photos(paths: Sequence[str], condition: Condition, align: Ali
 
 def evaluate_robustness(embedder: Embedder, sets, align: AlignConfig, conditions: Sequence[Condition],
                         place: str, recipe: verification.Recipe = verification.Recipe(), far_target: float = 1e-3, progress: bool = False, batch_size: int = 64,
-                        cache: bool = True, log: Callable[[str], None] = lambda _: None) -> list[dict]:
+                        cache: bool = True, log: Callable[[str], None] = lambda _: None,
+                        done: Sequence[dict] = (), on_row: Callable[[dict], None] = lambda _: None) -> list[dict]:
     """One row per condition: the protocol's accuracy and VAL at ``far_target`` of ``embedder`` on ``sets``
     (``facenet_tf.evaluation.lfw.load_pair_sets``: View 1's two sets or one k-fold set) with the images degraded
-    at ``place`` (``crop`` or ``photo``)."""
+    at ``place`` (``crop`` or ``photo``). ``done``: rows of an interrupted run, kept as they are (their conditions
+    are not evaluated again); ``on_row`` is called with each new row (e.g. to save progress)."""
     if place not in PLACES:
         raise ValueError(f"place must be one of {PLACES}, got {place!r}")
     images = sorted({p for s in sets for p in s.paths_a + s.paths_b})
     position = {p: i for i, p in enumerate(images)}
     crops = None
+    kept = {(r["place"], r["condition"]): r for r in done}
     rows = []
     for condition in conditions:
+        if (place, condition.name) in kept:
+            rows.append(kept[place, condition.name])
+            continue
         if place == "crop" or condition.kind == "none":
             if crops is None:
                 crops = align_images(images, config=align, progress=progress, cache=cache)
@@ -156,6 +162,7 @@ def evaluate_robustness(embedder: Embedder, sets, align: AlignConfig, conditions
                      "val": scored.val_mean, "val_std": scored.val_std, "far": scored.far_mean,
                      "fallbacks": fallbacks, "images": len(images), "paper_val": condition.paper_val,
                      "folds": [f.to_dict() for f in scored.folds]})
+        on_row(rows[-1])
         log(f"{place} {condition.name}: accuracy {100 * scored.accuracy_mean:.2f}%, VAL@{far_target:g} "
             f"{100 * scored.val_mean:.2f}%, fallbacks {fallbacks}")
     return rows

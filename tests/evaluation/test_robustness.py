@@ -84,6 +84,21 @@ def test_quick_mode_writes_the_table_and_plot(lfw_root, tmp_path):
     assert "pixels=1600" in (out / "table4.md").read_text()
     again = subprocess.run(args, capture_output=True, text=True, timeout=120, env=python_env())
     assert again.returncode != 0 and "--overwrite" in again.stderr  # an earlier run is not replaced silently
+    assert not (out / "rows.partial.json").exists()
+    # an interrupted run resumes: the rows in rows.partial.json are kept, the others computed
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    settings = {"model": str(model), "pairs": "view2", "margin": 0.2,
+                "recipe": "flip=none,distance=squared_l2,subtract_mean=false", "quick": True}
+    kept = dict(rows[0], accuracy=0.125)
+    (resumed / "rows.partial.json").write_text(json.dumps({"settings": settings, "rows": [kept]}))
+    args_resumed = [a if not a.startswith("--output_dir") else f"--output_dir={resumed}" for a in args]
+    proc = subprocess.run(args_resumed + ["--places=crop"], capture_output=True, text=True, timeout=300,
+                          env=python_env(FACENET_TF_CACHE_DIR=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again_rows = json.loads((resumed / "rows.json").read_text())["rows"]
+    assert again_rows[0] == kept and [r["condition"] for r in again_rows] == [r["condition"] for r in rows[:3]]
+    assert not (resumed / "rows.partial.json").exists()
     combined = tmp_path / "combined"
     (tmp_path / "crop.json").write_text(json.dumps({"command": "python a", "rows": [x for x in rows
                                                                                     if x["place"] == "crop"]}))
