@@ -31,9 +31,15 @@ flags.DEFINE_string("data_dir", None, "LFW root, any <identity>/*.jpg tree, or a
                     "experiments/make_tfrecords.py (default: $FACENET_TF_LFW_DIR, then ../shared/data/lfw).")
 flags.DEFINE_list("exclude_pairs", ["view1_test"], "Pairs files whose identities are never trained on: "
                   "view1_train, view1_test, view2 or paths. Empty to train on everything.")
+flags.DEFINE_float("identity_fraction", 1.0, "Train on this share of the identities left after --exclude_pairs: "
+                   "a subset drawn from --seed, nested (a smaller share's identities are inside a larger one's; "
+                   "paper Table 6: training-set size). 1: all.")
 flags.DEFINE_integer("identities_per_batch", 45, "P: identities per batch.")
 flags.DEFINE_integer("faces_per_identity", 40, "K: faces per identity (paper: ~40).")
 flags.DEFINE_integer("extra_negatives", 0, "R: random faces of other identities added as negatives.")
+flags.DEFINE_bool("complete_groups", False, "Draw the P identity groups only from identities with >= K images, so "
+                  "every group is K faces (off: a short identity gives all its images and more identities fill the "
+                  "slots; on LFW a nominal 15x12 batch then holds ~46 identities of ~4 faces).")
 flags.DEFINE_float("crop_fraction", 1.0, "Centred crop (fraction of the shorter side) taken before resizing.")
 flags.DEFINE_float("jitter", 0.1, "Random-crop augmentation: load at (1+jitter) x input size, crop back.")
 flags.DEFINE_bool("flip", True, "Random horizontal flips.")
@@ -153,6 +159,7 @@ def main(argv):
             input_size=tuple(int(v) for v in F.input_size) if F.input_size else None, batch_norm=F.batch_norm,
             data_dir=F.data_dir, exclude_pairs=tuple(F.exclude_pairs), identities_per_batch=F.identities_per_batch,
             faces_per_identity=F.faces_per_identity, extra_negatives=F.extra_negatives,
+            identity_fraction=F.identity_fraction, complete_groups=F.complete_groups,
             crop_fraction=F.crop_fraction, jitter=F.jitter, flip=F.flip, margin=F.margin, strategy=F.strategy,
             fallback=F.fallback, reduction=F.reduction, optimizer=F.optimizer, learning_rate=F.learning_rate,
             lr_decay_steps=tuple(int(v) for v in F.lr_decay_steps), lr_decay_factor=F.lr_decay_factor,

@@ -482,3 +482,20 @@ def training_identities(
         n_identities_total=len(listed),
         n_images_total=sum(len(images) for images in listed.values()),
     )
+
+
+#: The random stream of identity subsets, far from any step number: batch ``step`` is drawn from
+#: ``default_rng([seed, step])`` (``facenet_tf.data.sampling``), so a subset never repeats a batch's draw.
+IDENTITY_SUBSET_STREAM = 2**62 + 1
+
+
+def identity_subset(names: Iterable[str], fraction: float, seed: int = 0) -> list[str]:
+    """``ceil(fraction * n)`` of the ``n`` distinct ``names`` (sorted on return): the first ones of an order drawn
+    from ``seed`` alone, so subsets are seeded and nested (for one seed, a smaller fraction's subset lies inside a
+    larger one's; ``fraction=1`` keeps every name). For training-set-size ablations (paper, Table 6)."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"--identity_fraction: expected a fraction in (0, 1], got {fraction!r}.")
+    ordered = sorted(set(names))
+    order = np.random.default_rng([int(seed), IDENTITY_SUBSET_STREAM]).permutation(len(ordered))
+    keep = -(-round(fraction * len(ordered) * 1e9) // 10**9)  # ceil, without 0.29 * 100 = 28.999... surprises
+    return sorted(ordered[i] for i in order[:keep])

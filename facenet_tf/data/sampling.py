@@ -4,7 +4,9 @@ mini-batch, plus randomly sampled negative faces).
 Each batch is ``P`` identities x ``K`` faces plus ``R`` extra faces of other identities, a fixed size of
 ``P*K + R``. Identities with fewer than two images can never give an anchor-positive pair, so they serve only as
 extra negatives. When an identity has fewer than ``K`` images, all of them are taken and further identities fill
-the remaining anchor-positive slots, so the batch keeps its size and stays rich in positives.
+the remaining anchor-positive slots, so the batch keeps its size and stays rich in positives. On LFW this fills a
+nominal 15 x 12 batch with ~46 identities of ~4 faces (most people have 2-3 images); ``complete_groups`` draws the
+groups only from identities with at least ``K`` images instead, so every batch is exactly ``P`` groups of ``K``.
 
 Batch ``i`` is a pure function of ``(seed, i)``: a run that resumes at step ``i`` sees exactly the batches it would
 have seen, and two runs with one seed see the same data.
@@ -19,11 +21,14 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class BatchComposition:
-    """``identities_per_batch`` (P), ``faces_per_identity`` (K), ``extra_negatives`` (R)."""
+    """``identities_per_batch`` (P), ``faces_per_identity`` (K), ``extra_negatives`` (R); ``complete_groups``: the
+    P groups come only from identities with at least K images (exactly K faces each; the others serve as extra
+    negatives), instead of topping up short groups with more identities."""
 
     identities_per_batch: int = 45
     faces_per_identity: int = 40
     extra_negatives: int = 0
+    complete_groups: bool = False
 
     def __post_init__(self):
         if self.identities_per_batch < 1:
@@ -59,6 +64,13 @@ class IdentityBalancedSampler:
         if self._multi.size < 2:
             raise ValueError(f"Need at least 2 identities with >= 2 images to form triplets; the data has "
                              f"{self._multi.size} (of {identities.size} identities, {labels.size} images).")
+        if composition.complete_groups:  # groups only from identities that fill one
+            k = composition.faces_per_identity
+            self._multi = np.array([i for i, c in zip(identities, counts) if c >= k], dtype=np.int64)
+            if self._multi.size < max(2, composition.identities_per_batch):
+                raise ValueError(f"Complete groups of K={k} faces need at least "
+                                 f"{max(2, composition.identities_per_batch)} identities with >= {k} images "
+                                 f"(P={composition.identities_per_batch}); the data has {self._multi.size}.")
         if composition.batch_size > labels.size:
             raise ValueError(f"The batch size {composition.batch_size} (P*K+R) exceeds the {labels.size} images "
                              "available; lower identities_per_batch, faces_per_identity or extra_negatives.")
@@ -98,3 +110,19 @@ class IdentityBalancedSampler:
             else:
                 chosen.append(rng.choice(pool, size=n_negatives, replace=False))
         return np.concatenate(chosen).astype(np.int64), filled
+
+
+def equal_images_schedule(steps: int, checkpoint_every: int, lr_decay_steps, batch_size: int,
+                          images: int) -> tuple[int, int, tuple[int, ...]]:
+    """``(steps, checkpoint_every, lr_decay_steps)`` of a run with batches of ``batch_size`` images that shows
+    ``images`` images in all, keeping the shape of a schedule written for ``steps`` steps: as many checkpoints
+    where the new step count allows it (else the nearest count that divides it), learning-rate decays at the same
+    fractions of the run. Raises ``ValueError`` unless ``images`` is a whole number of batches (an ablation then
+    compares runs that saw exactly the same number of images)."""
+    if batch_size < 1 or images < batch_size or images % batch_size:
+        raise ValueError(f"{images} images are not a whole number of batches of {batch_size}.")
+    new = images // batch_size
+    intervals = steps // checkpoint_every
+    count = min((n for n in range(1, new + 1) if new % n == 0), key=lambda n: (abs(n - intervals), n))
+    decays = tuple(sorted({max(1, round(s * new / steps)) for s in lr_decay_steps}))
+    return new, new // count, decays

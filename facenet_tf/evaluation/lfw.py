@@ -97,9 +97,10 @@ def embed_pairs(embedder: Embedder, pair_sets: list[PairArrays], align: AlignCon
                 cache_root: str | Path | None = None, crops: str = "none") -> tuple[list[SetEmbeddings], dict]:
     """Aligns and embeds every distinct image of ``pair_sets`` once (and, with ``mirrored``, its mirror image
     once); returns, per set, the embeddings of its pairs' two sides ``(a, b)`` and of their mirror images (or
-    None), and alignment statistics (fallbacks are counted, as the paper reports its two). ``crops``: test-time
-    crops (:data:`TEST_TIME_CROPS`; each image's embedding is the normalised sum over its views, the mirror
-    images' likewise)."""
+    None), and statistics: alignment (fallbacks are counted, as the paper reports its two) and
+    ``mean_pairwise_distance`` (``mean_pairwise_distance`` of the distinct images' embeddings: ~2 for unrelated
+    unit vectors, 0 for a collapsed model). ``crops``: test-time crops (:data:`TEST_TIME_CROPS`; each image's
+    embedding is the normalised sum over its views, the mirror images' likewise)."""
     images = sorted({p for s in pair_sets for p in s.paths_a + s.paths_b})
     position = {p: i for i, p in enumerate(images)}
     plain = mirror = aligned = None
@@ -118,8 +119,19 @@ def embed_pairs(embedder: Embedder, pair_sets: list[PairArrays], align: AlignCon
         a, b = [position[p] for p in s.paths_a], [position[p] for p in s.paths_b]
         result.append(((plain[a], plain[b]), None if mirror is None else (mirror[a], mirror[b])))
     stats = {"images": len(images), "fallbacks": aligned.fallback_count, "fallback_images": aligned.fallbacks[:20],
-             "alignment_summary": aligned.summary()}
+             "alignment_summary": aligned.summary(), "mean_pairwise_distance": mean_pairwise_distance(plain)}
     return result, stats
+
+
+def mean_pairwise_distance(embeddings: np.ndarray) -> float | None:
+    """The mean squared L2 distance over all pairs of distinct rows (the paper's D), in O(n d): n^2 / (n (n - 1))
+    times twice the mean squared norm minus the squared norm of the mean. None for fewer than two rows."""
+    x = np.asarray(embeddings, np.float64)
+    n = len(x)
+    if n < 2:
+        return None
+    spread = 2 * (np.einsum("ij,ij->", x, x) / n - np.square(x.mean(axis=0)).sum())
+    return float(max(0.0, spread) * n / (n - 1))
 
 
 def score_pair_sets(recipe: verification.Recipe, sets: list[PairArrays], embeddings: list[SetEmbeddings],

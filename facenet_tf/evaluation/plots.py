@@ -87,3 +87,49 @@ def plot_roc(
     with atomic_file(path) as tmp:  # a reader sees the previous PNG or the new one, never a part
         figure.savefig(tmp, format="png")
     return path
+
+
+def plot_training_curves(
+    runs: Mapping[str, Mapping[str, Any]],
+    path: str | os.PathLike,
+    title: str = "training",
+    panels: tuple[tuple[str, tuple[str, ...]], ...] = (("loss", ("loss",)), ("active fraction", ("active_fraction",)),
+                                                       ("mean D(a,p) solid, D(a,n) dashed", ("mean_d_ap", "mean_d_an"))),
+) -> Path:
+    """Write a PNG of training curves against images seen: one panel per ``panels`` entry (its title and the
+    metrics drawn in it, the first solid, the next dashed, dotted), one colour per run label.
+
+    Args:
+        runs: ``{label: {metric: [(images_seen, value), ...]}}``; several labels may share a colour by sharing the
+            part before " (" (the seeds of one configuration: "hardest (seed 0)", "hardest (seed 1)").
+        path: the PNG to write, atomically.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not runs:
+        raise ValueError("plot_training_curves needs at least one run")
+    groups = list(dict.fromkeys(label.split(" (")[0] for label in runs))
+    colours = {group: f"C{i % 10}" for i, group in enumerate(groups)}
+    figure = Figure(figsize=(5.0 * len(panels), 4.2), dpi=100)
+    FigureCanvasAgg(figure)
+    for n, (panel_title, metrics) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), n + 1)
+        for label, curves in runs.items():
+            group = label.split(" (")[0]
+            for metric, style in zip(metrics, ("-", "--", ":")):
+                points = np.asarray(curves.get(metric) or [], dtype=np.float64).reshape(-1, 2)
+                if len(points):
+                    first = n == 0 and metric == metrics[0] and label == next(k for k in runs if k.startswith(group))
+                    axes.plot(points[:, 0], points[:, 1], style, color=colours[group], marker=".", alpha=0.8,
+                              label=group if first else None)
+        axes.set_xlabel("images seen")
+        axes.set_title(panel_title)
+        axes.grid(True, alpha=0.3)
+    figure.legend(loc="upper center", ncol=min(len(groups), 6), fontsize="small")
+    figure.suptitle(title, y=0.02, va="bottom", fontsize="small")
+    figure.tight_layout(rect=(0, 0.05, 1, 0.9))
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path

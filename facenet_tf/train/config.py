@@ -146,9 +146,11 @@ class TrainConfig:
     batch_norm: bool = True
     data_dir: str | None = None                # LFW root, <identity>/*.jpg tree or TFRecord set
     exclude_pairs: tuple[str, ...] = ("view1_test",)
+    identity_fraction: float = 1.0             # train on this seeded, nested share of the identities (Table 6)
     identities_per_batch: int = 45
     faces_per_identity: int = 40
     extra_negatives: int = 0
+    complete_groups: bool = False              # the P groups only from identities with >= K images (exactly K)
     crop_fraction: float = 1.0
     jitter: float = 0.1
     flip: bool = True
@@ -220,6 +222,7 @@ class TrainConfig:
         if self.input_size is not None and len(self.input_size) != 2:
             fail("input_size", "height,width", self.input_size)
         self._check_offline()
+        self._check_identity_choice()
         if is_tfrecord_dir(self.data_dir):
             if self.validation_identities:
                 fail("validation_identities", "0 with a TFRecord --data_dir (validation batches need an image tree)",
@@ -263,6 +266,19 @@ class TrainConfig:
                   self.offline_every)
         if self.harmonic is not None:
             _fail("offline_every", "0 with --harmonic_with", self.offline_every)
+
+    def _check_identity_choice(self) -> None:
+        """``identity_fraction`` and ``complete_groups`` choose among the identities of an image tree."""
+        if not 0 < self.identity_fraction <= 1:
+            _fail("identity_fraction", "a fraction in (0, 1]", self.identity_fraction)
+        if self.complete_groups and self.offline_every:
+            _fail("complete_groups", "off with --offline_every (each batch is the offline selection's triplets)",
+                  self.complete_groups)
+        if is_tfrecord_dir(self.data_dir):
+            for flag, default in (("identity_fraction", 1.0), ("complete_groups", False)):
+                if getattr(self, flag) != default:
+                    _fail(flag, f"{default} with a TFRecord --data_dir (its reader draws the batches from every "
+                          "identity)", getattr(self, flag))
 
     @property
     def offline_triplets_per_batch(self) -> int:

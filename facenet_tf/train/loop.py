@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from facenet_tf import paths
 from facenet_tf.atomic import atomic_file, check_output, write_json_atomically, write_text_atomically
-from facenet_tf.data.lfw import load_pairs, training_identities
+from facenet_tf.data.lfw import identity_subset, load_pairs, training_identities
 from facenet_tf.data.pipeline import ImageIndex, training_dataset
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler
 from facenet_tf.data.tfrecord import is_tfrecord_dir, read_metadata, tfrecord_training_dataset
@@ -113,7 +113,8 @@ def split_identities(config: TrainConfig, lfw_root: str | os.PathLike | None = N
                      ) -> tuple[ImageIndex, ImageIndex | None, dict]:
     """Training (and validation) identities: the image tree minus every identity in ``exclude_pairs``. The tree is
     ``config.data_dir``, or the resolved LFW root ``lfw_root`` when that is None (``config.json`` stores None for
-    "the LFW root"); pairs names resolve against the same root."""
+    "the LFW root"); pairs names resolve against the same root. ``identity_fraction`` < 1 keeps a share of the
+    training identities (``identity_subset`` of ``seed``: seeded and nested); the counts logged are then of it."""
     try:
         root = Path(config.data_dir).expanduser() if config.data_dir else lfw_root
         images_dir = paths.lfw_images_dir(root)
@@ -130,6 +131,12 @@ def split_identities(config: TrainConfig, lfw_root: str | os.PathLike | None = N
         identities = {n: v for n, v in identities.items() if n not in held}
     info = {**split.counts(), "excluded_pairs": list(config.exclude_pairs), "images_dir": str(images_dir),
             "validation_identities": 0 if validation is None else len(validation.names)}
+    if config.identity_fraction < 1:
+        identities = {n: identities[n] for n in identity_subset(identities, config.identity_fraction, config.seed)}
+        info.update(identity_fraction=config.identity_fraction, identities=len(identities),
+                    images=sum(len(v) for v in identities.values()),
+                    **{f"identities_with_{k}_or_more_images": sum(len(v) >= k for v in identities.values())
+                       for k in (2, 10)})
     return ImageIndex.from_identities(identities), validation, info
 
 
@@ -318,7 +325,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     check_output(workdir / WORKDIR_CONFIG, overwrite=True, flag="--workdir")
     _check_resume_config(workdir, config)
     tfrecords = is_tfrecord_dir(config.data_dir)
-    composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives)
+    composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives,
+                                   config.complete_groups)
     offline = None  # the offline triplet selection (--offline_every), also the sampler of the batches
     if tfrecords:
         excluded, data_info = tfrecord_source(config, lfw_root)

@@ -360,3 +360,19 @@ def test_real_training_identities(real):
         "identities_with_2_or_more_images": 1262,
         "identities_with_10_or_more_images": 115,
     }
+
+
+def test_identity_subset_is_seeded_nested_and_rounds_up():
+    from facenet_tf.data.lfw import identity_subset
+
+    names = [f"person_{i:04d}" for i in range(4786)]
+    quarter, half, whole = (identity_subset(reversed(names), f, seed=0) for f in (0.25, 0.5, 1.0))
+    assert (len(quarter), len(half), whole) == (1197, 2393, names)  # ceil(n * fraction), sorted
+    assert set(quarter) < set(half) < set(whole)
+    assert identity_subset(names, 0.25, seed=0) == quarter  # the input order does not matter
+    other = identity_subset(names, 0.25, seed=1)
+    assert len(other) == 1197 and other != quarter and set(other) < set(identity_subset(names, 0.5, seed=1))
+    assert len(identity_subset(names[:100], 0.29)) == 29 and len(identity_subset(names[:3], 0.01)) == 1
+    for bad in (0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="--identity_fraction: expected a fraction in"):
+            identity_subset(names, bad)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler
+from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler, equal_images_schedule
 
 
 def _labels():
@@ -66,3 +66,35 @@ def test_too_few_identities_or_images():
         IdentityBalancedSampler(np.array([0, 0, 1, 2]), BatchComposition(1, 2))
     with pytest.raises(ValueError, match="exceeds"):
         IdentityBalancedSampler(np.array([0, 0, 1, 1]), BatchComposition(2, 2, 4))
+
+
+def test_complete_groups_are_k_faces_of_identities_with_k_images():
+    """--complete_groups: P groups of exactly K from the identities with >= K images; the rest only as negatives."""
+    labels = _labels()  # identities 0..9 have 10 images, 10..14 have 3
+    sampler = IdentityBalancedSampler(labels, BatchComposition(3, 4, 5, complete_groups=True), seed=2)
+    for step in range(20):
+        batch, n_grouped = sampler.draw(step)
+        ids, counts = np.unique(labels[batch[:n_grouped]], return_counts=True)
+        assert n_grouped == 12 and len(ids) == 3 and set(counts) == {4} and ids.max() < 10
+        assert not set(labels[batch[n_grouped:]]) & set(ids) and batch.size == 17
+    short = IdentityBalancedSampler(labels, BatchComposition(3, 4, 5), seed=2)  # the default tops groups up
+    assert any(labels[short.draw(s)[0][:short.draw(s)[1]]].max() >= 10 for s in range(20))
+
+
+def test_complete_groups_need_p_identities_with_k_images():
+    with pytest.raises(ValueError, match="Complete groups of K=11 faces need at least 3 identities with >= 11"):
+        IdentityBalancedSampler(_labels(), BatchComposition(3, 11, 0, complete_groups=True))
+
+
+@pytest.mark.parametrize("batch", [120, 180, 240, 360])
+def test_equal_images_schedule_shows_the_same_images_at_the_same_fractions(batch):
+    steps, every, decays = equal_images_schedule(1000, 100, (800,), batch, 180_000)
+    assert steps * batch == 180_000 and steps % every == 0 and steps // every == 10
+    assert decays == (round(0.8 * steps),)
+
+
+def test_equal_images_schedule_keeps_the_nearest_checkpoint_count_and_refuses_partial_batches():
+    assert equal_images_schedule(40, 20, (), 240, 7200) == (30, 15, ())
+    assert equal_images_schedule(100, 10, (50,), 7, 7 * 13) == (13, 1, (6,))  # 13 is prime: 13 checkpoints
+    with pytest.raises(ValueError, match="not a whole number of batches of 240"):
+        equal_images_schedule(1000, 100, (), 240, 100_000)

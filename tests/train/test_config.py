@@ -2,9 +2,12 @@
 flag, non-finite numbers included; the harmonic settings are one nested HarmonicConfig, set from the flat flags, and
 the flat config.json of earlier workdirs reads back equal."""
 
+import ast
 import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +115,37 @@ def test_a_harmonic_config_is_checked_where_it_is_built():
     with pytest.raises(ValueError, match="--harmonic_with: expected a HarmonicConfig"):
         TrainConfig(workdir="w", harmonic={"old_model": "x"})
 
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(identity_fraction=0.0), "--identity_fraction: expected a fraction in (0, 1]"),
+    (dict(identity_fraction=1.5), "--identity_fraction: expected a fraction in (0, 1]"),
+    (dict(identity_fraction=math.nan), "--identity_fraction: expected a finite number"),
+    (dict(complete_groups=True, strategy="offline", offline_every=5, offline_subset=2000),
+     "--complete_groups: expected off with --offline_every"),
+])
+def test_identity_choice_is_checked(kw, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig.from_flags(workdir="w", **kw)
+
+
+def _train_py_defaults() -> dict:
+    """Every flag experiments/train.py defines with a literal default, read from its source."""
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "experiments" / "train.py").read_text())
+    found = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and ast.unparse(node.func).startswith("flags.DEFINE_")
+                and len(node.args) >= 2 and isinstance(node.args[0], ast.Constant)):
+            value = ast.literal_eval(node.args[1])
+            found[node.args[0].value] = tuple(value) if isinstance(value, list) else value
+    return found
+
+
+def test_train_py_defaults_are_the_config_defaults():
+    """experiments/ablation.py builds each row's TrainConfig in process from the config's values alone: that is
+    train.py's config only while the two agree on every default."""
+    defaults = TrainConfig.from_flags(workdir="w").flags()
+    flags = _train_py_defaults()
+    shared = set(defaults) & set(flags) - {"workdir"}
+    assert len(shared) >= 40 and "identity_fraction" in shared and "complete_groups" in shared
+    assert {k: flags[k] for k in shared} == {k: defaults[k] for k in shared}

@@ -2,6 +2,7 @@
 steps since the last checkpoint, clear one-line errors (bad flags, data that cannot be trained on, a diverged run,
 resuming with other settings), and a failed start that writes nothing."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -174,3 +175,23 @@ def test_train_from_tfrecords_converted_by_the_binary(tiny_tree, tmp_path):
                            "--validation_identities=2"))
     assert bad.returncode != 0 and "--validation_identities: expected 0 with a TFRecord" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_identity_fraction_trains_on_a_nested_seeded_share_of_the_tree(tmp_path):
+    tree = make_tree(tmp_path / "faces", identities=12, images=2)
+    index = {f: loop.split_identities(_tiny_config(tmp_path / "w", tree, identity_fraction=f, seed=3))
+             for f in (0.25, 0.5, 1.0)}
+    names = {f: set(index[f][0].names) for f in index}
+    assert [len(names[f]) for f in (0.25, 0.5, 1.0)] == [3, 6, 12] and names[0.25] < names[0.5] < names[1.0]
+    assert index[0.5][2]["identities"] == 6 and index[0.5][2]["images"] == 12
+    assert index[0.5][2]["identity_fraction"] == 0.5 and index[0.5][2]["identities_total"] == 12
+    other = loop.split_identities(_tiny_config(tmp_path / "w", tree, identity_fraction=0.5, seed=4))[0]
+    assert set(other.names) != names[0.5]
+
+
+def test_complete_groups_reach_the_sampler_before_anything_is_written(tiny_tree, tmp_path):
+    """8 identities of 4 images: complete groups of K=5 cannot be drawn; the run says so and writes nothing."""
+    config = dataclasses.replace(_tiny_config(tmp_path / "run", tiny_tree, complete_groups=True), faces_per_identity=5)
+    with pytest.raises(ValueError, match="Complete groups of K=5 faces need at least 3 identities with >= 5"):
+        train(config, verbose=0)
+    assert not (tmp_path / "run").exists()
