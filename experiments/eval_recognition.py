@@ -10,6 +10,12 @@ known probes, all images of the others the unknown probes. Clustering: all image
 Thresholds (unless --thresholds): both chosen on LFW View 1 training pairs (pairsDevTrain, the protocol's
 development set): the best-accuracy verification threshold and the stricter one with FAR <= 1e-3 there. The
 contact sheets use the last one. Embeddings are cached under $FACENET_TF_CACHE_DIR/recognition.
+
+Any prepared tensorflow-datasets split with an image and an identity label takes LFW's place with
+``--data_dir=tfds:NAME/SPLIT`` (``--tfds_data_dir``, ``--tfds_image_feature``, ``--tfds_label_feature`` as for
+experiments/train.py; facenet_tf/data/tfds_source.py): its people with >= --min_images examples, each image decoded
+from the split and aligned in memory. The thresholds are then still chosen on LFW View 1 training pairs (the LFW
+root from $FACENET_TF_LFW_DIR, then ../shared/data/lfw) unless --thresholds gives them.
 """
 
 import os
@@ -28,9 +34,15 @@ from absl import app, flags  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_string("model", "inception_resnet_v1", "Zoo name, training workdir, .keras file or SavedModel.")
-flags.DEFINE_string("weights", "msceleb", "For a zoo name: 'msceleb' (inception_resnet_v1) or a weights file.")
+flags.DEFINE_string("weights", "msceleb", "For a zoo name: 'msceleb' (inception_resnet_v1) or a weights file; "
+                    "empty for other sources.")
 flags.DEFINE_enum("alignment", "detect", ["center", "detect", "landmarks"], "LFW alignment (see facenet_tf.align).")
-flags.DEFINE_string("data_dir", None, "LFW root (default: $FACENET_TF_LFW_DIR, then ../shared/data/lfw).")
+flags.DEFINE_string("data_dir", None, "LFW root (default: $FACENET_TF_LFW_DIR, then ../shared/data/lfw), or "
+                    "tfds:NAME/SPLIT, a prepared tensorflow-datasets split.")
+flags.DEFINE_string("tfds_data_dir", None, "With --data_dir=tfds:...: where it is prepared (default: $TFDS_DATA_DIR, "
+                    "then ~/tensorflow_datasets).")
+flags.DEFINE_string("tfds_image_feature", None, "With --data_dir=tfds:...: the image feature, when ambiguous.")
+flags.DEFINE_string("tfds_label_feature", None, "With --data_dir=tfds:...: the identity feature, when ambiguous.")
 flags.DEFINE_integer("min_images", 10, "People with at least this many images take part.")
 flags.DEFINE_list("enrolled", ["1", "3"], "Closed set: images enrolled per person (one row each).")
 flags.DEFINE_list("thresholds", None, "Squared-L2 thresholds for open set and clustering (default: both chosen on "
@@ -64,29 +76,78 @@ def embed_files(embedder, files, align_config):
     return embeddings, small, str(cache)
 
 
+def embed_tfds_rows(embedder, index, rows, align_config):
+    """``embed_files`` for rows of an indexed tfds split: decoded and aligned in memory, cached by model,
+    alignment, the split's files and the rows."""
+    import cv2
+
+    from facenet_tf import paths
+    from facenet_tf.align import align_image
+    from facenet_tf.data.tfds_source import decode_images
+    from facenet_tf.evaluation.embed import embed
+
+    shards = [(path, os.stat(path).st_size, os.stat(path).st_mtime_ns) for path, *_ in index.split.shards]
+    key = json.dumps([embedder.name, F.weights, repr(align_config), index.split.source, shards,
+                      np.asarray(rows).tolist()])
+    cache = paths.cache_dir() / "recognition" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            return data["embeddings"], data["crops"], str(cache)
+    crops = []
+    for start in range(0, len(rows), 256):  # decoded a chunk at a time
+        crops += [align_image(image, config=align_config)[0] for image in decode_images(index, rows[start:start + 256])]
+    embeddings = embed(embedder, np.stack(crops), batch_size=F.batch_size)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    small = np.stack([cv2.resize(img, (80, 80), interpolation=cv2.INTER_AREA) for img in crops])
+    np.savez(cache, embeddings=embeddings, crops=small, rows=np.asarray(rows))
+    return embeddings, small, str(cache)
+
+
 def main(argv):
     del argv
     from facenet_tf import paths
     from facenet_tf.align import AlignConfig
     from facenet_tf.data.lfw import list_identities, load_pairs, unique_images
+    from facenet_tf.data.tfds_source import index_split, is_tfds_source, open_split
     from facenet_tf.evaluation import clustering, identification, verification
     from facenet_tf.evaluation.embed import load_embedder
     from facenet_tf.recognition import Gallery, write_contact_sheet
 
     started = time.time()
+    tfds_index = None
     try:
-        root = paths.command_lfw_root(F.data_dir)  # resolved once
-        images_dir = paths.lfw_images_dir(root)
-        embedder = load_embedder(F.model, F.weights)
+        if is_tfds_source(F.data_dir):  # the split, and LFW (its View 1 training pairs) only for the thresholds
+            tfds_index = index_split(open_split(F.data_dir, paths.tfds_data_dir(F.tfds_data_dir),
+                                                F.tfds_image_feature, F.tfds_label_feature))
+            try:
+                root = None if F.thresholds else paths.lfw_dir()
+            except FileNotFoundError as error:
+                raise ValueError(f"--thresholds: not given, and LFW, whose View 1 training pairs choose them, is not "
+                                 f"found: {error}") from None
+        else:
+            root = paths.command_lfw_root(F.data_dir)  # resolved once
+            images_dir = paths.lfw_images_dir(root)
+        embedder = load_embedder(F.model, F.weights or None)  # --weights= for a workdir, .keras or SavedModel
     except (ValueError, FileNotFoundError) as error:
         raise app.UsageError(str(error))
     align = AlignConfig(mode=F.alignment, output_size=embedder.input_size)
-    people = {k: v for k, v in list_identities(images_dir).items() if len(v) >= F.min_images}
+    if tfds_index is None:
+        people = {k: v for k, v in list_identities(images_dir).items() if len(v) >= F.min_images}
+    else:  # people by name (a ClassLabel's names, text labels; else the label number), their rows in split order
+        names, counts = np.unique(tfds_index.labels, return_counts=True)
+        kept = names[counts >= F.min_images]
+        name_of = (lambda label: tfds_index.names[label]) if tfds_index.names else str
+        people = {name_of(int(label)): np.flatnonzero(tfds_index.labels == label) for label in kept}
+        people = dict(sorted(people.items()))
     files = [f for images in people.values() for f in images]
     labels = np.array([name for name, images in people.items() for _ in images])
     position = {name: int(np.flatnonzero(labels == name)[0]) for name in people}
-    embeddings, crops, cache = embed_files(embedder, files, align)
-    report = [f"# Recognition and clustering on LFW ({embedder.name}, `{F.alignment}` alignment)", "",
+    if tfds_index is None:
+        embeddings, crops, cache = embed_files(embedder, files, align)
+    else:
+        embeddings, crops, cache = embed_tfds_rows(embedder, tfds_index, np.asarray(files, np.int64), align)
+    where = "LFW" if tfds_index is None else f"`{F.data_dir}`"
+    report = [f"# Recognition and clustering on {where} ({embedder.name}, `{F.alignment}` alignment)", "",
               "Command: `nice -n 10 .venv/bin/python " + " ".join(sys.argv) + "`", "",
               f"{len(people)} people with >= {F.min_images} images, {len(files)} images. "
               f"Embeddings: `{_relative(cache)}`.", ""]

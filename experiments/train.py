@@ -27,8 +27,17 @@ flags.DEFINE_string("model", "nns2", "Zoo model name.")
 flags.DEFINE_integer("embedding_dim", 128, "Embedding size (paper: 128).")
 flags.DEFINE_list("input_size", None, "height,width (default: the model's paper input size).")
 flags.DEFINE_bool("batch_norm", True, "Batch norm after each conv (the paper's nets have none; easier training).")
-flags.DEFINE_string("data_dir", None, "LFW root, any <identity>/*.jpg tree, or a TFRecord set written by "
-                    "experiments/make_tfrecords.py (default: $FACENET_TF_LFW_DIR, then ../shared/data/lfw).")
+flags.DEFINE_string("data_dir", None, "LFW root, any <identity>/*.jpg tree, a TFRecord set written by "
+                    "experiments/make_tfrecords.py, or tfds:NAME/SPLIT, a prepared tensorflow-datasets split with an "
+                    "image and an identity label, e.g. tfds:lfw_local/train_view1 (facenet_tf/data/tfds_source.py) "
+                    "(default: $FACENET_TF_LFW_DIR, then ../shared/data/lfw).")
+flags.DEFINE_string("tfds_data_dir", None, "With --data_dir=tfds:NAME/SPLIT: where the prepared dataset is (default: "
+                    "$TFDS_DATA_DIR, then ~/tensorflow_datasets); never downloaded.")
+flags.DEFINE_string("tfds_image_feature", None, "With --data_dir=tfds:...: the image feature, when the dataset has "
+                    "several (default: the only Image feature, else the supervised input).")
+flags.DEFINE_string("tfds_label_feature", None, "With --data_dir=tfds:...: the identity feature, a ClassLabel, integer "
+                    "or text feature (default: the supervised target, else the only ClassLabel, else the only "
+                    "label-like feature). --exclude_pairs matches ClassLabel names or text labels.")
 flags.DEFINE_list("exclude_pairs", ["view1_test"], "Pairs files whose identities are never trained on: "
                   "view1_train, view1_test, view2 or paths. Empty to train on everything.")
 flags.DEFINE_float("identity_fraction", 1.0, "Train on this share of the identities left after --exclude_pairs: "
@@ -147,6 +156,7 @@ def main(argv):
     import tensorflow as tf
 
     from facenet_tf import paths
+    from facenet_tf.data.tfds_source import is_tfds_source
     from facenet_tf.harmonic.training import train
     from facenet_tf.train import TrainConfig, TrainingDiverged
     from facenet_tf.train.distribute import make_strategy
@@ -154,10 +164,14 @@ def main(argv):
     try:
         apply_config(F.config, F.quick)
         keras.utils.set_random_seed(F.seed)
+        # a tfds split's data dir, resolved once (as tfds resolves it) and kept in config.json
+        tfds_data_dir = str(paths.tfds_data_dir(F.tfds_data_dir)) if is_tfds_source(F.data_dir) else F.tfds_data_dir
         config = TrainConfig.from_flags(
             workdir=F.workdir, model=F.model, embedding_dim=F.embedding_dim,
             input_size=tuple(int(v) for v in F.input_size) if F.input_size else None, batch_norm=F.batch_norm,
-            data_dir=F.data_dir, exclude_pairs=tuple(F.exclude_pairs), identities_per_batch=F.identities_per_batch,
+            data_dir=F.data_dir, tfds_data_dir=tfds_data_dir, tfds_image_feature=F.tfds_image_feature,
+            tfds_label_feature=F.tfds_label_feature, exclude_pairs=tuple(F.exclude_pairs),
+            identities_per_batch=F.identities_per_batch,
             faces_per_identity=F.faces_per_identity, extra_negatives=F.extra_negatives,
             identity_fraction=F.identity_fraction, complete_groups=F.complete_groups,
             crop_fraction=F.crop_fraction, jitter=F.jitter, flip=F.flip, margin=F.margin, strategy=F.strategy,
@@ -177,7 +191,7 @@ def main(argv):
         fail(error, 2)
     try:
         # the LFW root, resolved once: the image tree without --data_dir, and what --exclude_pairs names resolve
-        # against with a TFRecord --data_dir
+        # against with a TFRecord or tfds --data_dir
         summary = train(config, strategy=make_strategy(F.distribute), lfw_root=paths.lfw_dir(required=False))
     except (ValueError, OSError, TrainingDiverged, tf.errors.OpError) as error:
         # OSError: FileNotFoundError (data, pairs files), a read-only --workdir, a full disk (CheckpointWriteError)

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LFW_ENV = "FACENET_TF_LFW_DIR"
 WEIGHTS_ENV = "FACENET_TF_WEIGHTS_DIR"
 CACHE_ENV = "FACENET_TF_CACHE_DIR"
+TFDS_ENV = "TFDS_DATA_DIR"  # tensorflow-datasets' own variable
 
 LFW_HELP = (
     "Get LFW from the UMass LFW site (lfw-deepfunneled.tgz, pairs.txt, pairsDevTrain.txt, pairsDevTest.txt), "
@@ -69,6 +70,13 @@ def lfw_dir(explicit: str | os.PathLike | None = None, required: bool = True) ->
             raise _missing_lfw(path)
         return None
     return path
+
+
+def tfds_data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where tensorflow-datasets keeps prepared datasets, as tfds itself resolves it: the argument
+    (``--tfds_data_dir``), then $TFDS_DATA_DIR, then ``~/tensorflow_datasets``; absolute. For commands only (as
+    ``lfw_dir``): they resolve it once and pass it down."""
+    return Path(explicit or os.environ.get(TFDS_ENV) or "~/tensorflow_datasets").expanduser().absolute()
 
 
 def command_lfw_root(data_dir: str | os.PathLike | None, pairs: str | os.PathLike | None = None) -> Path | None:

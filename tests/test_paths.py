@@ -13,7 +13,7 @@ from facenet_tf.paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "facenet_tf"
 #: The resolvers, which only commands call.
-RESOLVERS = {"lfw_dir", "command_lfw_root", "command_lfw_roots"}
+RESOLVERS = {"lfw_dir", "command_lfw_root", "command_lfw_roots", "tfds_data_dir"}
 #: Modules that are commands themselves (a module's own ``main`` under ``if __name__ == "__main__"`` is one too).
 COMMAND_MODULES = {"paths.py", "cli.py"}
 

@@ -6,6 +6,10 @@ Layout of a converted set (``write_tfrecords``)::
     <output_dir>/facenet_tfrecords.json          metadata: counts, shards, what was skipped (written last)
     <output_dir>/train-00000-of-00004.tfrecord   shards of tf.train.Example records
 
+``write_tfrecords_from_groups`` writes the same layout from images that are not files (generated or decoded
+elsewhere: ``(identity, images)`` groups from any iterable; ``benchmarks/tfrecord_scale.py`` writes a million that
+way).
+
 One record is one *identity group*: up to ``images_per_record`` encoded images of one identity (``images``: bytes
 list, ``label``: int64, unique per identity over the whole set, ``identity``: bytes, ``paths``: source file names).
 Identities with more images are split into near-equal groups that share the label. Groups are written in a seeded
@@ -128,6 +132,70 @@ def _example(images: list[bytes], label: int, identity: str, paths: list[str]) -
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+class _ShardSet:
+    """A set being built: ``num_shards`` writers in a hidden sibling of ``output_dir``, filled round-robin with
+    identity-group records, renamed into place by ``finish`` (an interrupted build never leaves a half-written set
+    under ``output_dir``; an existing set is replaced only with ``overwrite`` and only once the new one is
+    complete). Use as a context manager: the temporary directory is removed on any failure."""
+
+    def __init__(self, output_dir: str | os.PathLike, num_shards: int, overwrite: bool):
+        self.output_dir = Path(output_dir)
+        if self.output_dir.exists() and not overwrite:
+            raise FileExistsError(f"'{self.output_dir}' exists; choose a new output directory or pass overwrite "
+                                  "(--overwrite).")
+        if num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {num_shards}.")
+        self.num_shards = num_shards
+        self.tmp = self.output_dir.parent / f".{self.output_dir.name}.tmp-{os.getpid()}"
+        names = [f"train-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+        self.counts = [{"file": f, "records": 0, "images": 0} for f in names]
+        self.labels: set[int] = set()
+        self._next = 0
+        self._writers = []
+        self.t0 = time.perf_counter()
+
+    def __enter__(self) -> "_ShardSet":
+        self.output_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        self._writers = [tf.io.TFRecordWriter(str(self.tmp / c["file"])) for c in self.counts]
+        return self
+
+    def write(self, images: list[bytes], label: int, identity: str, paths: list[str]) -> None:
+        """One identity-group record into the next shard."""
+        self._writers[self._next].write(_example(images, label, identity, paths))
+        self.counts[self._next]["records"] += 1
+        self.counts[self._next]["images"] += len(images)
+        self.labels.add(label)
+        self._next = (self._next + 1) % self.num_shards
+
+    def finish(self, **metadata) -> dict:
+        """Closes the shards, writes the metadata (counts, shards, ``metadata``) last, moves the set into place."""
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
+        metadata = {"format_version": FORMAT_VERSION, "identities": len(self.labels),
+                    "images": sum(c["images"] for c in self.counts),
+                    "records": sum(c["records"] for c in self.counts), **metadata, "shards": self.counts,
+                    "seconds": round(time.perf_counter() - self.t0, 1)}
+        (self.tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        if self.output_dir.exists():
+            old = self.output_dir.parent / f".{self.output_dir.name}.old-{os.getpid()}"
+            os.replace(self.output_dir, old)
+            os.replace(self.tmp, self.output_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(self.tmp, self.output_dir)
+        return metadata
+
+    def __exit__(self, *exc) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def write_tfrecords(identities: Mapping[str, Sequence[str | os.PathLike]], output_dir: str | os.PathLike,
                     num_shards: int | None = None, images_per_record: int = 64, seed: int = 0,
                     max_side: int | None = None, num_threads: int | None = None, overwrite: bool = False,
@@ -142,36 +210,18 @@ def write_tfrecords(identities: Mapping[str, Sequence[str | os.PathLike]], outpu
 
     ``num_shards`` defaults to one per ~5,000 images; ``max_side`` re-encodes larger images down to that size.
     """
-    output_dir = Path(output_dir)
     if images_per_record < 2:
         raise ValueError(f"images_per_record must be >= 2, got {images_per_record}.")
     if not identities:
         raise ValueError("No identities to convert.")
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"'{output_dir}' exists; choose a new output directory or pass overwrite "
-                              "(--overwrite).")
     names = sorted(identities)
     n_images = sum(len(identities[n]) for n in names)
-    num_shards = num_shards or max(1, math.ceil(n_images / 5000))
-    if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}.")
     labels = {name: i for i, name in enumerate(names)}
     groups = [(name, list(chunk)) for name in names for chunk in _split_group(list(identities[name]),
                                                                               images_per_record)]
     order = np.random.default_rng(seed).permutation(len(groups))
-
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    shard_names = [f"train-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
-    counts = [{"file": f, "records": 0, "images": 0} for f in shard_names]
     skipped: list[dict] = []
-    written_labels: set[int] = set()
-    t0 = time.perf_counter()
-    try:
-        writers = [tf.io.TFRecordWriter(str(tmp / f)) for f in shard_names]
+    with _ShardSet(output_dir, num_shards or max(1, math.ceil(n_images / 5000)), overwrite) as shards:
         pool = concurrent.futures.ThreadPoolExecutor(num_threads or min(8, (os.cpu_count() or 2) * 2))
 
         def load(path):
@@ -180,7 +230,6 @@ def write_tfrecords(identities: Mapping[str, Sequence[str | os.PathLike]], outpu
             except ImageReadError as error:
                 return error
 
-        shard = 0
         for k, g in enumerate(order):
             name, paths = groups[g]
             encoded, kept = [], []
@@ -191,40 +240,75 @@ def write_tfrecords(identities: Mapping[str, Sequence[str | os.PathLike]], outpu
                 else:
                     encoded.append(result)
                     kept.append(os.path.relpath(path, source) if source else str(path))
+            if encoded:
+                shards.write(encoded, labels[name], name, kept)
+            if (k + 1) % 1000 == 0:
+                logger.info("%d of %d identity groups written (%.0f s)", k + 1, len(order),
+                            time.perf_counter() - shards.t0)
+        pool.shutdown()
+        metadata = shards.finish(
+            source=source, seed=seed, num_labels=len(names),
+            identities_with_2_or_more_images=sum(1 for n in names if len(identities[n]) >= 2),
+            images_per_record=images_per_record, max_side=max_side, skipped=skipped)
+    if skipped:
+        logger.warning("%d image(s) skipped; listed under 'skipped' in %s", len(skipped),
+                       Path(output_dir) / METADATA_FILE)
+    return metadata
+
+
+def encode_image(image: np.ndarray, quality: int = 95) -> bytes:
+    """A uint8 RGB (H, W, 3) or grayscale (H, W) array as JPEG bytes (what the reader decodes)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"expected a uint8 (H, W, 3) RGB or (H, W) image, got {image.dtype} {image.shape}.")
+    ok, encoded = cv2.imencode(".jpg", image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise ValueError("the image could not be encoded as JPEG.")
+    return encoded.tobytes()
+
+
+def write_tfrecords_from_groups(groups: Iterable[tuple[str, Sequence[bytes | np.ndarray]]],
+                                output_dir: str | os.PathLike, num_shards: int, images_per_record: int = 64,
+                                overwrite: bool = False, source: str = "", quality: int = 95) -> dict:
+    """Writes images that are not files (generated, decoded elsewhere, streamed from another store) as a set the
+    reader reads like a converted folder; returns the metadata.
+
+    ``groups`` yields ``(identity, images)``, each image encoded bytes (JPEG or PNG, stored as they are) or a uint8
+    RGB array (encoded as JPEG of ``quality``). Streaming like ``write_tfrecords``: one identity's images in memory
+    at a time (plus a label per identity name); records go round-robin over the shards in the order the groups
+    come, so yield identities in a random order (the reader's shuffle buffer is modest). An identity yielded again
+    keeps its label. Atomic as ``write_tfrecords``.
+    """
+    if images_per_record < 2:
+        raise ValueError(f"images_per_record must be >= 2, got {images_per_record}.")
+    labels: dict[str, int] = {}
+    sizes: dict[int, int] = {}
+    with _ShardSet(output_dir, num_shards, overwrite) as shards:
+        for name, images in groups:
+            encoded = [_stored_bytes(image, quality, name) for image in images]
             if not encoded:
                 continue
-            writers[shard].write(_example(encoded, labels[name], name, kept))
-            counts[shard]["records"] += 1
-            counts[shard]["images"] += len(encoded)
-            written_labels.add(labels[name])
-            shard = (shard + 1) % num_shards
-            if (k + 1) % 1000 == 0:
-                logger.info("%d of %d identity groups written (%.0f s)", k + 1, len(order), time.perf_counter() - t0)
-        for writer in writers:
-            writer.close()
-        pool.shutdown()
-        metadata = {
-            "format_version": FORMAT_VERSION, "source": source, "seed": seed,
-            "identities": len(written_labels), "images": sum(c["images"] for c in counts),
-            "records": sum(c["records"] for c in counts), "num_labels": len(names),
-            "identities_with_2_or_more_images": sum(1 for n in names if len(identities[n]) >= 2),
-            "images_per_record": images_per_record, "max_side": max_side, "shards": counts,
-            "skipped": skipped, "seconds": round(time.perf_counter() - t0, 1),
-        }
-        (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        if output_dir.exists():
-            old = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
-            os.replace(output_dir, old)
-            os.replace(tmp, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, output_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    if skipped:
-        logger.warning("%d image(s) skipped; listed under 'skipped' in %s", len(skipped), output_dir / METADATA_FILE)
-    return metadata
+            label = labels.setdefault(name, len(labels))
+            sizes[label] = sizes.get(label, 0) + len(encoded)
+            for chunk in _split_group(encoded, images_per_record):
+                shards.write(list(chunk), label, name, [])
+            if len(labels) % 10000 == 0 and sizes[label] == len(encoded):
+                logger.info("%d identities written (%.0f s)", len(labels), time.perf_counter() - shards.t0)
+        if not labels:
+            raise ValueError("No images to write.")
+        return shards.finish(source=source, seed=None, num_labels=len(labels),
+                             identities_with_2_or_more_images=sum(1 for n in sizes.values() if n >= 2),
+                             images_per_record=images_per_record, max_side=None, skipped=[])
+
+
+def _stored_bytes(image: bytes | np.ndarray, quality: int, identity: str) -> bytes:
+    if isinstance(image, np.ndarray):
+        return encode_image(image, quality)
+    data = bytes(image)
+    if not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"):
+        raise ValueError(f"an image of identity '{identity}' is neither JPEG nor PNG bytes nor a uint8 array.")
+    return data
 
 
 def _parse(serialized: tf.Tensor) -> dict:

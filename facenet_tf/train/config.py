@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+from facenet_tf.data.tfds_source import is_tfds_source
 from facenet_tf.data.tfrecord import is_tfrecord_dir
 from facenet_tf.models import get_spec
 
@@ -144,7 +145,12 @@ class TrainConfig:
     embedding_dim: int = 128
     input_size: tuple[int, int] | None = None  # (height, width); None: the model's paper size
     batch_norm: bool = True
-    data_dir: str | None = None                # LFW root, <identity>/*.jpg tree or TFRecord set
+    data_dir: str | None = None                # LFW root, <identity>/*.jpg tree, TFRecord set or tfds:NAME/SPLIT
+    # With data_dir tfds:NAME/SPLIT (facenet_tf.data.tfds_source): where the prepared dataset is (the command
+    # resolves it: --tfds_data_dir, $TFDS_DATA_DIR, ~/tensorflow_datasets) and, when ambiguous, its features.
+    tfds_data_dir: str | None = None
+    tfds_image_feature: str | None = None
+    tfds_label_feature: str | None = None
     exclude_pairs: tuple[str, ...] = ("view1_test",)
     identity_fraction: float = 1.0             # train on this seeded, nested share of the identities (Table 6)
     identities_per_batch: int = 45
@@ -223,13 +229,17 @@ class TrainConfig:
             fail("input_size", "height,width", self.input_size)
         self._check_offline()
         self._check_identity_choice()
-        if is_tfrecord_dir(self.data_dir):
+        if not is_tfds_source(self.data_dir):
+            for flag in ("tfds_data_dir", "tfds_image_feature", "tfds_label_feature"):
+                if getattr(self, flag) is not None:
+                    fail(flag, "to be used with --data_dir=tfds:NAME/SPLIT", getattr(self, flag))
+        if self.streamed:
             if self.validation_identities:
-                fail("validation_identities", "0 with a TFRecord --data_dir (validation batches need an image tree)",
-                     self.validation_identities)
+                fail("validation_identities", "0 with a TFRecord or tfds --data_dir (validation batches need an "
+                     "image tree)", self.validation_identities)
             if harmonic is not None and harmonic.old_embeddings == "precomputed":
-                fail("harmonic_old_embeddings", "in_step with a TFRecord --data_dir (precomputed old embeddings are "
-                     "indexed by the files of an image tree)", harmonic.old_embeddings)
+                fail("harmonic_old_embeddings", "in_step with a TFRecord or tfds --data_dir (precomputed old "
+                     "embeddings are indexed by the files of an image tree)", harmonic.old_embeddings)
         if harmonic is not None:
             if self.mixed_precision:
                 fail("mixed_precision", "off with --harmonic_with (the old and initial models are loaded float32)",
@@ -261,11 +271,17 @@ class TrainConfig:
         if not isinstance(self.offline_subset, int) or self.offline_subset < batch:
             _fail("offline_subset", f"at least the batch size P*K+R = {batch} images with --offline_every",
                   self.offline_subset)
-        if is_tfrecord_dir(self.data_dir):
-            _fail("offline_every", "0 with a TFRecord --data_dir (the offline subset is drawn from an image tree)",
-                  self.offline_every)
+        if self.streamed:
+            _fail("offline_every", "0 with a TFRecord or tfds --data_dir (the offline subset is drawn from an image "
+                  "tree)", self.offline_every)
         if self.harmonic is not None:
             _fail("offline_every", "0 with --harmonic_with", self.offline_every)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the data is a TFRecord set or a tfds split (streamed by their readers) rather than an image
+        tree."""
+        return is_tfrecord_dir(self.data_dir) or is_tfds_source(self.data_dir)
 
     def _check_identity_choice(self) -> None:
         """``identity_fraction`` and ``complete_groups`` choose among the identities of an image tree."""

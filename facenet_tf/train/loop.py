@@ -37,6 +37,8 @@ from facenet_tf.atomic import atomic_file, check_output, write_json_atomically, 
 from facenet_tf.data.lfw import identity_subset, load_pairs, training_identities
 from facenet_tf.data.pipeline import ImageIndex, training_dataset
 from facenet_tf.data.sampling import BatchComposition, IdentityBalancedSampler
+from facenet_tf.data.tfds_source import (TfdsIndex, TfdsSourceError, index_split, is_tfds_source, open_split,
+                                         tfds_training_dataset)
 from facenet_tf.data.tfrecord import is_tfrecord_dir, read_metadata, tfrecord_training_dataset
 from facenet_tf.models import create_model
 from facenet_tf.models.source import (CHECKPOINTS_DIR, FINAL_MODEL, WORKDIR_CONFIG, build_workdir_network,
@@ -87,15 +89,16 @@ class CheckpointWriteError(OSError):
 
 
 def excluded_identities(config: TrainConfig, lfw_root: str | os.PathLike | None = None) -> frozenset[str]:
-    """Every identity named in the ``exclude_pairs`` files of a TFRecord-sourced run (names resolve against the
+    """Every identity named in the ``exclude_pairs`` files of a TFRecord- or tfds-sourced run (names resolve against the
     resolved LFW root ``lfw_root``; paths are read as given)."""
     names: set[str] = set()
     for name in config.exclude_pairs:
         try:
             names |= load_pairs(name, lfw_root, check_exists=False).identities
         except FileNotFoundError as error:
-            raise ValueError(f"--exclude_pairs={name}: {error} With a TFRecord --data_dir, give the pairs files' "
-                             "paths, point $FACENET_TF_LFW_DIR at LFW, or pass --exclude_pairs= (none).") from None
+            raise ValueError(f"--exclude_pairs={name}: {error} With a TFRecord or tfds --data_dir, give the pairs "
+                             "files' paths, point $FACENET_TF_LFW_DIR at LFW, or pass --exclude_pairs= (none)."
+                             ) from None
     return frozenset(names)
 
 
@@ -107,6 +110,31 @@ def tfrecord_source(config: TrainConfig, lfw_root: str | os.PathLike | None = No
     info.update(source="tfrecord", tfrecord_dir=str(config.data_dir), excluded_pairs=list(config.exclude_pairs),
                 identities_excluded=len(excluded), validation_identities=0, skipped=len(metadata["skipped"]))
     return excluded, info
+
+
+def tfds_source(config: TrainConfig, composition: BatchComposition, lfw_root: str | os.PathLike | None = None
+                ) -> tuple[TfdsIndex, dict]:
+    """The indexed tfds split of ``config.data_dir`` (``tfds:NAME/SPLIT``) without the identities of
+    ``exclude_pairs`` (then the ``identity_fraction`` share of those left), checked to give the run's batches; and
+    the numbers worth logging."""
+    split = open_split(config.data_dir, config.tfds_data_dir, config.tfds_image_feature, config.tfds_label_feature)
+    index = index_split(split)
+    before = index.counts()
+    logger.info("%s: %d images of %d identities, indexed in %.1f s", config.data_dir, before["images"],
+                before["identities"], index.seconds)
+    index, n_excluded = index.without(excluded_identities(config, lfw_root))
+    index = index.subset(config.identity_fraction, config.seed)
+    try:
+        IdentityBalancedSampler(index.labels, composition, config.seed)
+    except ValueError as error:
+        raise TfdsSourceError(f"--data_dir={config.data_dir}: cannot train on it: {error}") from None
+    info = {**index.counts(), "source": "tfds", "tfds": f"{split.name}/{split.split}", "tfds_version": split.version,
+            "tfds_data_dir": split.data_dir, "image_feature": split.image_feature,
+            "label_feature": f"{split.label_feature} ({split.label_kind})", "images_before_exclusion": before["images"],
+            "index_seconds": index.seconds, "excluded_pairs": list(config.exclude_pairs),
+            "identities_excluded": n_excluded, "identity_fraction": config.identity_fraction,
+            "validation_identities": 0, "skipped": 0}
+    return index, info
 
 
 def split_identities(config: TrainConfig, lfw_root: str | os.PathLike | None = None
@@ -312,7 +340,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     ``hook`` builds the model, the image-tree dataset and any work before the first step of a variant of training
     (``TrainingHook``); a harmonic ``config`` needs it (``facenet_tf.harmonic.training.train`` passes it).
     ``lfw_root``: the LFW root the command resolved (``facenet_tf.paths``): the image tree when ``config.data_dir``
-    is None, and what pairs names in ``exclude_pairs`` resolve against for a TFRecord ``data_dir``."""
+    is None, and what pairs names in ``exclude_pairs`` resolve against for a TFRecord or tfds ``data_dir``
+    (``tfds:NAME/SPLIT``: ``tfds_source``)."""
     if config.harmonic is not None and hook is None:
         raise ValueError("--harmonic_with: harmonic training runs through facenet_tf.harmonic.training.train "
                          "(loop.train alone trains plain triplet runs).")
@@ -325,11 +354,15 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
     check_output(workdir / WORKDIR_CONFIG, overwrite=True, flag="--workdir")
     _check_resume_config(workdir, config)
     tfrecords = is_tfrecord_dir(config.data_dir)
+    tfds_index = None  # the indexed split of a tfds --data_dir
     composition = BatchComposition(config.identities_per_batch, config.faces_per_identity, config.extra_negatives,
                                    config.complete_groups)
     offline = None  # the offline triplet selection (--offline_every), also the sampler of the batches
     if tfrecords:
         excluded, data_info = tfrecord_source(config, lfw_root)
+        train_index = validation_index = None
+    elif is_tfds_source(config.data_dir):
+        tfds_index, data_info = tfds_source(config, composition, lfw_root)
         train_index = validation_index = None
     else:
         train_index, validation_index, data_info = split_identities(config, lfw_root)
@@ -361,6 +394,10 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
         if tfrecords:
             dataset = tfrecord_training_dataset(config.data_dir, config.image_size, composition, config.seed, start,
                                                 config.crop_fraction, config.jitter, config.flip, excluded)
+            loader = None
+        elif tfds_index is not None:
+            dataset = tfds_training_dataset(tfds_index, config.image_size, composition, config.seed, start,
+                                            config.crop_fraction, config.jitter, config.flip)
             loader = None
         else:
             made = None if hook is None else hook.training_dataset(config, train_index, composition, start)

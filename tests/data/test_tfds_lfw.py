@@ -54,3 +54,19 @@ def test_builder_without_manual_dir_contents_is_a_clear_error(tmp_path):
     (tmp_path / "empty" / "README").write_text("no images here")
     with pytest.raises(ValueError, match="empty.*holds no"):
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "empty")))
+
+
+def test_prepare_command_runs_as_a_module(lfw, tmp_path):
+    """``python -m facenet_tf.data.tfds_lfw`` (the README's way to prepare it; ``tfds build`` needs apache-beam);
+    the label is a ClassLabel named by the identities."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", "facenet_tf.data.tfds_lfw", f"--manual_dir={lfw}",
+                           f"--data_dir={tmp_path / 'tfds'}"], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("full 9, train_view1 3, train_view2 6")
+    builder = tfds.builder("lfw_local", data_dir=str(tmp_path / "tfds"))
+    assert builder.info.features["label"].names == ["Ann_A", "Bob_B", "Cid_C", "Dee_D", "Eve_E"]

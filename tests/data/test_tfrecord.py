@@ -1,4 +1,5 @@
-"""Sharded TFRecords: converter (streaming, atomic, bad images skipped) and the identity-balanced streaming reader."""
+"""Sharded TFRecords: converter (streaming, atomic, bad images skipped), the same from images in memory, and the
+identity-balanced streaming reader."""
 
 import json
 import logging
@@ -11,8 +12,8 @@ import tensorflow as tf
 from facenet_tf.data.lfw import list_identities
 from facenet_tf.data.pipeline import center_crop_box
 from facenet_tf.data.sampling import BatchComposition
-from facenet_tf.data.tfrecord import (METADATA_FILE, decode_face, is_tfrecord_dir, read_metadata,
-                                      tfrecord_training_dataset, write_tfrecords)
+from facenet_tf.data.tfrecord import (METADATA_FILE, decode_face, encode_image, is_tfrecord_dir, read_metadata,
+                                      tfrecord_training_dataset, write_tfrecords, write_tfrecords_from_groups)
 
 
 def _value(identity: int, image: int) -> int:
@@ -206,3 +207,34 @@ def test_max_side_reencodes_large_images_and_keeps_small_ones_as_is(tmp_path):
     assert shapes[str(tree / "a" / "big.png")] == (80, 40, 3)
     assert stored[str(tree / "a" / "small.jpg")] == (tree / "a" / "small.jpg").read_bytes()  # stored as-is
     assert stored[str(tree / "b" / "small.png")] == (tree / "b" / "small.png").read_bytes()
+
+
+def test_groups_from_memory_are_read_like_a_converted_folder(tmp_path):
+    """``write_tfrecords_from_groups``: arrays (encoded as JPEG) and encoded bytes, an identity yielded twice keeps
+    its label, the reader's batches carry each image's identity; bad input is refused and leaves nothing."""
+    def groups():
+        for i, n in enumerate([1, 2, 3, 5, 7, 9]):
+            images = [np.full((40, 32, 3), _value(i, j), np.uint8) for j in range(n)]
+            if i == 4:  # bytes as they are
+                images = [encode_image(image) for image in images]
+            yield f"person_{i}", images[:4]
+            if n > 4:
+                yield f"person_{i}", images[4:]
+
+    out = tmp_path / "generated"
+    meta = write_tfrecords_from_groups(groups(), out, num_shards=3, images_per_record=4, source="synthetic")
+    assert (meta["images"], meta["identities"], meta["identities_with_2_or_more_images"]) == (27, 6, 5)
+    assert read_metadata(out) == meta and meta["source"] == "synthetic"
+    records = _records(out)
+    assert {name: label for name, label, _, _ in records} == {f"person_{i}": i for i in range(6)}
+    assert sorted(n for name, _, n, _ in records if name == "person_5") == [2, 3, 4]  # 4 + 5 -> 4, then 3 + 2
+    comp = BatchComposition(2, 3, 2)
+    for images, labels in tfrecord_training_dataset(out, (24, 20), comp, seed=1, jitter=0.0, flip=False).take(4):
+        _check_batch(images, labels, comp)
+    with pytest.raises(FileExistsError, match="generated"):
+        write_tfrecords_from_groups(groups(), out, num_shards=1)
+    with pytest.raises(ValueError, match="identity 'x' is neither JPEG nor PNG"):
+        write_tfrecords_from_groups([("x", [b"GIF89a"])], tmp_path / "bad", num_shards=1)
+    with pytest.raises(ValueError, match=r"expected a uint8 \(H, W, 3\)"):
+        write_tfrecords_from_groups([("x", [np.zeros((4, 4, 3), np.float32)])], tmp_path / "bad", num_shards=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]  # no temporary directory left

@@ -1,0 +1,33 @@
+"""``benchmarks/tfrecord_scale.py --quick`` (20,000 generated images): the report is written with every column of
+both tables, a row per set and the load averages; its values are not checked (they depend on the machine)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _header(columns):
+    return "| " + " | ".join(columns) + " |"
+
+
+def test_quick_benchmark_writes_the_table_with_every_column(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from tfrecord_scale import COLUMNS, RSS_COLUMNS
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    output, work = tmp_path / "results" / "scale.md", tmp_path / "work"
+    proc = subprocess.run([sys.executable, "benchmarks/tfrecord_scale.py", "--quick", f"--output={output}",
+                           f"--work_dir={work}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = output.read_text()
+    assert text.startswith("# TFRecord training set at scale") and "--quick" in text.splitlines()[2]
+    assert "(lscpu)" in text and "Load average (1, 5, 15 min) at the start" in text
+    assert _header(COLUMNS) in text and _header(RSS_COLUMNS) in text and "Reader RSS from batch" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 2")]
+    assert any(line.startswith("| 20,000 | 20,000 | 2,000 |") for line in rows)
+    assert any(line.startswith("| 2,000 | 2,000 | 200 |") for line in rows)
+    assert all(line.count("|") == len(COLUMNS) + 1 for line in rows if line.count("MB") > 2)
+    assert not work.exists()  # the sets are removed (the folder was made by the run)
