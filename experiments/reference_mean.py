@@ -42,7 +42,7 @@ def main(argv):
         raise app.UsageError(str(error).strip("'\""))
     split = training_identities(paths.lfw_images_dir(root), [load_pairs("view2", root, check_exists=False)])
     images = [files[0] for _, files in sorted(split.identities.items()) if len(files) == 1]
-    net = FaceNet(F.weights, margin=F.margin)
+    net = FaceNet(F.weights, margin=F.margin, centre=False, flip=False)  # the plain embeddings whose mean this is
     found, plain = net.find(images, "largest", progress=True)
     mirrored = embed(net.embedder, found.crops[:, :, ::-1], batch_size=net.batch_size, progress=True)
     path = write_reference(

@@ -1,7 +1,7 @@
 """One-line face recognition in Python, over the library (the ``facenet-tf`` command uses the same thresholds).
 
     import facenet_tf as fn
-    fn.verify("a.jpg", "b.jpg")         # {"same": True, "distance": 0.41, "threshold": 1.19, "model": ..., ...}
+    fn.verify("a.jpg", "b.jpg")         # {"same": True, "distance": 0.41, "threshold": 1.28, "model": ..., ...}
     fn.embed(["a.jpg", "photos/"])      # [{"photo": ..., "face": 0, "box": [...], "confidence": ..., "embedding": [...]}]
     fn.identify("probe.jpg", gallery="known/")   # known/<name>/*.jpg -> [{"name": "Alice" or None, "distance": ...}]
     fn.cluster("photos/")               # [{"photo": ..., "face": 0, "group": 0 (largest first), ...}]
@@ -10,8 +10,9 @@
 
 Photos are files or folders (searched recursively); every face is found with MTCNN, cropped as the LFW
 evaluation crops, and embedded with the model that ``facenet_tf.models.load_model`` resolves (default: the
-pretrained Inception-ResNet-v1, ``msceleb``, fetched and verified on first use), in its inference form.
-Two faces are the same person when the squared distance of their embeddings is at most the threshold.
+pretrained Inception-ResNet-v1, ``msceleb``, fetched and verified on first use), in its inference form, with the
+model's stored reference mean subtracted (``FaceNet(centre=)``). Two faces are the same person when the squared
+distance of their embeddings is at most the threshold.
 """
 
 from __future__ import annotations
@@ -24,24 +25,29 @@ from typing import Any
 import numpy as np
 
 DEFAULT_MODEL = "msceleb"
-#: Squared-L2 thresholds of the default model, chosen on LFW View 1 training pairs (pairsDevTrain) with MTCNN crops
-#: by experiments/eval_recognition.py (results/recognition_lfw.md), rounded to two decimals. ``verify`` compares
-#: two faces: the best-accuracy threshold (1.1864).
-VERIFY_THRESHOLD = 1.19
-#: ``identify`` and ``cluster`` compare each face with many, so false matches add up. Their defaults were chosen
-#: on web-like photo collections built from LFW (rescaled, recompressed, grayscale, relit, off-centre, two faces
-#: side by side; experiments/photo_defaults.py, results/photo_defaults.md), on "select" collections, and reported
-#: on "check" collections of other people. ``identify``: the largest threshold with at most 1% of strangers'
-#: faces accepted as someone (25 people enrolled with 1 or 3 photos each); it trades accuracy for that: on check,
-#: 65% (1 photo enrolled) / 85% (3) of known faces named and accepted, against 88% / 94% at the former 0.92 with
-#: 1.7% / 3.0% of strangers accepted. Measure your own trade-off with ``calibrate``.
-IDENTIFY_THRESHOLD = 0.70
-#: ``cluster``: agglomerative clustering with complete linkage (a group's faces are all within the threshold of
-#: each other) stopped at 1.20, the best mean pairwise F1 on the select collections (0.889; check 0.883, against
-#: 0.855 for the former average linkage at 0.92; the gain is on small, heavily compressed photos).
-CLUSTER_THRESHOLD = 1.20
+#: The thresholds of the default model for each way of embedding a face, keyed by (flip, centred)
+#: (``FaceNet(flip=, centre=)``), measured by experiments/photo_defaults.py (results/photo_defaults.md). Squared L2.
+#: ``verify`` compares two faces: the best-accuracy threshold on LFW View 1 training pairs (pairsDevTrain) with
+#: each photo's largest face found and embedded as the API does. ``identify`` and ``cluster`` compare each face with
+#: many, so false matches add up; theirs were chosen on web-like photo collections built from LFW (rescaled,
+#: recompressed, grayscale, relit, off-centre, two faces side by side), on "select" collections, and reported on
+#: "check" collections of other people. ``identify``: the largest threshold with at most 1% of strangers' faces
+#: accepted as someone (25 people enrolled with 1 or 3 photos each). ``cluster``: the agglomerative linkage and
+#: threshold of the best mean pairwise F1. Measure your own trade-off with ``calibrate``.
+MEASURED_THRESHOLDS = {
+    (False, False): {"verify": 1.19, "identify": 0.70, "cluster": 1.20, "linkage": "complete"},
+    (False, True): {"verify": 1.28, "identify": 0.78, "cluster": 1.24, "linkage": "complete"},
+    (True, False): {"verify": 1.18, "identify": 0.68, "cluster": 1.06, "linkage": "average"},
+    (True, True): {"verify": 1.18, "identify": 0.76, "cluster": 1.22, "linkage": "complete"},
+}
+#: The default way: the stored reference mean subtracted (the LFW recipe selected on View 1, for single pairs),
+#: without the mirror image. On the check collections it names 82.0% of known faces at the 1% stranger bound
+#: against 74.7% for the plain embeddings, and clusters at pairwise F1 0.895 against 0.883; the flip adds twice the
+#: model calls for a gain within noise (results/photo_defaults.md).
+DEFAULT_FLIP, DEFAULT_CENTRE = False, True
+VERIFY_THRESHOLD, IDENTIFY_THRESHOLD, CLUSTER_THRESHOLD, CLUSTER_LINKAGE = (
+    MEASURED_THRESHOLDS[DEFAULT_FLIP, DEFAULT_CENTRE][k] for k in ("verify", "identify", "cluster", "linkage"))
 CLUSTER_ALGORITHM = "agglomerative"
-CLUSTER_LINKAGE = "complete"
 CLUSTER_ALGORITHMS = ("agglomerative", "chinese-whispers")
 #: The weights those thresholds were measured for.
 THRESHOLDS_MEASURED_FOR = {"msceleb", "inception_resnet_v1@msceleb"}
@@ -76,39 +82,43 @@ class FaceNet:
         flip: embed each face and its mirror image and average the two (twice the model calls).
         centre: subtract the model's stored reference mean embedding (``facenet_tf.models.reference``) and
             renormalise: distances are then twice the cosine distances of the mean-subtracted embeddings (the LFW
-            recipe selected on View 1). Thresholds must have been measured with the same ``flip`` and ``centre``.
+            recipe selected on View 1). None (default): when the model has a stored mean (registered weights).
+            ``model_name`` records both (``inception_resnet_v1@msceleb+centred``); the default thresholds are
+            those measured for that way of embedding (``MEASURED_THRESHOLDS``).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, weights: str | None = None, *, threshold: float | None = None,
                  identify_threshold: float | None = None, cluster_threshold: float | None = None,
                  calibration: str | os.PathLike | dict | None = None, margin: float = 0.3,
                  min_confidence: float = 0.9, min_face_size: int = 20, batch_size: int = 32,
-                 frozen: bool = False, flip: bool = False, centre: bool = False) -> None:
+                 frozen: bool = False, flip: bool = DEFAULT_FLIP, centre: bool | None = None) -> None:
         from facenet_tf.evaluation.embed import keras_embedder
         from facenet_tf.models.reference import reference_mean
         from facenet_tf.models.source import load_model
 
         loaded = load_model(model, weights, inference=True)
-        self.model_name = loaded.name if loaded.weights is None else f"{loaded.name}@{loaded.weights}"
-        self.weights = loaded.weights
+        name = loaded.name if loaded.weights is None else f"{loaded.name}@{loaded.weights}"
+        self.weights, self.flip = loaded.weights, bool(flip)
+        self.mean = None if centre is False else reference_mean(loaded.weights, self.flip)
+        if centre and self.mean is None:
+            raise ValueError(f"centre: model {name} has no stored reference mean (registered weights only; "
+                             "experiments/reference_mean.py writes one)")
+        #: The model and the way faces are embedded: embeddings of two names are never compared (galleries,
+        #: calibrations and served stores record it).
+        self.model_name = name + ("+flip" if self.flip else "") + ("+centred" if self.mean is not None else "")
         measured = model in THRESHOLDS_MEASURED_FOR or (model, weights) == ("inception_resnet_v1", "msceleb")
-        defaults = {"verify": VERIFY_THRESHOLD if measured else loaded.thresholds.get("verify"),
-                    "identify": IDENTIFY_THRESHOLD if measured else None,
-                    "cluster": CLUSTER_THRESHOLD if measured else None}
+        defaults = dict(MEASURED_THRESHOLDS[self.flip, self.mean is not None]) if measured else {
+            "verify": loaded.thresholds.get("verify") if not self.flip and self.mean is None else None,
+            "identify": None, "cluster": None}
         if calibration is not None:
             defaults.update(self._calibrated(calibration))
         self.threshold = threshold if threshold is not None else defaults["verify"]
         self.identify_threshold = identify_threshold if identify_threshold is not None else defaults["identify"]
         self.cluster_threshold = cluster_threshold if cluster_threshold is not None else defaults["cluster"]
         self.cluster_linkage = defaults.get("linkage", CLUSTER_LINKAGE)
-        self.embedder = keras_embedder(loaded.model, self.model_name, frozen=frozen)
+        self.embedder = keras_embedder(loaded.model, name, frozen=frozen)
         self.margin, self.min_confidence, self.min_face_size = margin, min_confidence, min_face_size
         self.batch_size = batch_size
-        self.flip = flip
-        self.mean = reference_mean(loaded.weights, flip) if centre else None
-        if centre and self.mean is None:
-            raise ValueError(f"centre: model {self.model_name} has no stored reference mean (registered weights "
-                             "only; experiments/reference_mean.py writes one)")
 
     def _calibrated(self, calibration: str | os.PathLike | dict) -> dict[str, float]:
         from facenet_tf.evaluation.calibration import QUESTIONS, load_calibration

@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "stricter where each face meets many; measure your own with 'calibrate')")
     model.add_argument("--calibration", default=None, metavar="FILE",
                        help="thresholds measured by 'facenet-tf calibrate' on your photos (--threshold wins)")
+    model.add_argument("--centre", action=argparse.BooleanOptionalAction, default=None,
+                       help="subtract the model's stored reference mean embedding (default: when it has one, as "
+                            "the registered weights do; --no-centre for the plain embeddings of earlier galleries)")
+    model.add_argument("--flip", action="store_true",
+                       help="average each face's embedding with its mirror image's (twice the model calls)")
     faces = common.add_argument_group("face detection")
     faces.add_argument("--min-confidence", type=float, default=0.9,
                        help="drop detections below this MTCNN probability (default: %(default)s)")
@@ -325,7 +330,7 @@ def _net(args: argparse.Namespace):
     weights = args.weights if args.weights is not None else (DEFAULT_WEIGHTS if args.model == DEFAULT_MODEL else None)
     frozen = args.command == "serve"  # a long-lived server: constant weights, faster small batches (more set-up)
     key = (args.model, weights, args.calibration, args.margin, args.min_confidence, args.min_face_size,
-           args.batch_size, frozen)
+           args.batch_size, frozen, args.flip, args.centre)
     if key not in _NETS:
         from facenet_tf import paths
         from facenet_tf.quiet import import_tensorflow_quietly
@@ -337,7 +342,8 @@ def _net(args: argparse.Namespace):
         try:
             _NETS[key] = FaceNet(args.model, weights, margin=args.margin, min_confidence=args.min_confidence,
                                  min_face_size=args.min_face_size, batch_size=args.batch_size, frozen=frozen,
-                                 calibration=_calibration(args) if args.calibration else None)
+                                 calibration=_calibration(args) if args.calibration else None, flip=args.flip,
+                                 centre=args.centre)
         except NonFiniteEmbeddingError as error:
             raise CommandError(f"--model {args.model}: {error}") from None
         except FileNotFoundError as error:
@@ -593,7 +599,8 @@ def _load_gallery(args: argparse.Namespace, net):
         model = gallery.metadata.get("model")
         if model is not None and model.replace("/", "@") != net.model_name:
             raise CommandError(f"gallery '{source}' was built with model {model}, not {net.model_name}; rebuild it "
-                               "from the photos or pass that --model/--weights")
+                               "from the photos or pass the --model/--weights and --centre/--no-centre/--flip it was "
+                               "built with (a name without +centred: --no-centre)")
         return gallery
     if not source.is_dir():
         raise CommandError(f"--gallery '{source}' does not exist", usage=True)

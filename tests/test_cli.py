@@ -86,7 +86,7 @@ def test_embed(capsys, photos, tmp_path):
     status, out, err = run(capsys, "embed", str(photos), "--out", str(tmp_path / "faces.npz"))
     assert status == 0, err
     embeddings, records, model = load_faces(tmp_path / "faces.npz")
-    assert model == "inception_resnet_v1@msceleb"
+    assert model == "inception_resnet_v1@msceleb+centred"
     sources = {r.source for r in records}
     assert sources == {str(photos / f"{p}_{n:04d}.jpg") for p, ns in ((A, (1, 2, 3)), (B, (1, 2, 3)), (OTHER, (1,)))
                        for n in ns}
@@ -287,11 +287,25 @@ def test_broken_gallery_files_are_one_line_errors(capsys, photos, tmp_path, cont
 
 
 def test_a_gallery_of_another_embedding_size_is_refused(capsys, photos, tmp_path):
-    gallery = Gallery(metadata={"model": "inception_resnet_v1/msceleb"})
+    gallery = Gallery(metadata={"model": "inception_resnet_v1@msceleb+centred"})
     gallery.add(["Someone"], np.eye(1, 64, dtype=np.float32))
     gallery.save(tmp_path / "g.npz")
     status, _, err = run(capsys, "identify", "--gallery", str(tmp_path / "g.npz"), str(photos / f"{A}_0001.jpg"))
     assert status == 1 and "does not fit" in err and "dimension" in err
+
+
+def test_a_gallery_of_plain_embeddings_needs_no_centre(capsys, photos, tmp_path):
+    """A gallery of embeddings made without the reference mean (as before it was the default) is never compared
+    with centred ones: refused, with the flag that reads it; --no-centre does."""
+    gallery = Gallery(metadata={"model": "inception_resnet_v1/msceleb"})
+    gallery.add(["Someone"], np.eye(1, 128, dtype=np.float32))
+    gallery.save(tmp_path / "g.npz")
+    probe = str(photos / f"{A}_0001.jpg")
+    status, _, err = run(capsys, "identify", "--gallery", str(tmp_path / "g.npz"), probe)
+    assert status == 1 and "not inception_resnet_v1@msceleb+centred" in err and "--no-centre" in err
+    status, out, err = run(capsys, "identify", "--gallery", str(tmp_path / "g.npz"), probe, "--no-centre", "--json")
+    assert status == 0, err
+    assert json.loads(out)["model"] == "inception_resnet_v1@msceleb"
 
 
 def test_a_person_named_unknown_is_refused(capsys, photos, tmp_path):
@@ -479,7 +493,7 @@ def test_calibrate_then_use_the_calibration(capsys, lfw_images, photos, tmp_path
     result = json.loads(out.read_text())
     assert (result["faces"], result["people"], result["same_pairs"], result["different_pairs"]) == (12, 4, 12, 54)
     assert not result["resolved"] and "cannot resolve" in text  # 54 pairs cannot measure a rate of 1e-3
-    assert result["model"] == "inception_resnet_v1@msceleb" and (tmp_path / "d.png").is_file()
+    assert result["model"] == "inception_resnet_v1@msceleb+centred" and (tmp_path / "d.png").is_file()
     status, _, err = run(capsys, "calibrate", str(known), "--out", str(out))
     assert status == 1 and "--overwrite" in err
     status, text, _ = run(capsys, "verify", str(photos / f"{A}_0001.jpg"), str(photos / f"{B}_0001.jpg"),

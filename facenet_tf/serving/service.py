@@ -113,7 +113,8 @@ class FaceService:
         bound = store.info()["model"]
         if bound is not None and bound != net.model_name:
             raise ServiceError(f"gallery {store.display_uri} holds embeddings of model {bound}, not "
-                               f"{net.model_name}; serve that model or use another gallery")
+                               f"{net.model_name}; serve that model (--model/--weights, --centre/--no-centre, --flip) "
+                               "or use another gallery")
         detector = get_detector()  # what find_faces uses; the net's min_face_size filters after detection
         self.detect_batcher = MicroBatcher(lambda images: detector.detect_batch(images, batch_size=len(images)),
                                            max_batch=batching.detect_batch, max_wait=batching.max_wait,
