@@ -209,8 +209,11 @@ def plot_table4(rows: list[dict], path: str | os.PathLike, title: str) -> None:
         axis.plot(*zip(*paper), marker="s", linestyle="--", label="paper (NN1, its test set)")
         axis.set_xlabel(label)
         axis.set_ylabel("VAL (%) at FAR = 1e-3")
-        if kind == "pixels":
+        if kind == "pixels":  # the paper's sizes, named by their side (40×40 ... 256×256)
+            levels = [level for level, _ in paper]
             axis.set_xscale("log")
+            axis.minorticks_off()
+            axis.set_xticks(levels, [f"{round(level ** 0.5)}²" for level in levels])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(title)
