@@ -4,7 +4,9 @@
 
     nice -n 10 .venv/bin/python experiments/photo_defaults.py --output=results/photo_defaults.md
 
-Faces are found and embedded with facenet_tf.api.FaceNet("msceleb") (cached in $FACENET_TF_CACHE_DIR/photo_defaults,
+The way faces are embedded (--variants: plain, the stored reference mean subtracted, flip, both) is chosen first,
+and with it the verify threshold (LFW View 1 pairs through FaceNet.find). Faces are found and embedded (plain, and
+their mirror images) with facenet_tf.api.FaceNet("msceleb", centre=False) (cached in $FACENET_TF_CACHE_DIR/photo_defaults,
 keyed by model, detector settings and photo bytes); collections are built in $FACENET_TF_CACHE_DIR/photo_collections
 (or --collections_dir) and reused while their recipe is unchanged.
 """
