@@ -1,15 +1,17 @@
 """The training ablation (issue "The trainer, proven on the paper's claims"): each row of experiments/configs.py's
 ABLATION (mining, batch composition, embedding size, training-set size; one budget of images seen) trained for each
-seed into <output_dir>/<row>_s<seed>, scored on LFW View 1, then one table and a PNG of curves per group.
+seed into <output_dir>/<row>_s<seed>, scored on LFW View 1, then one table and a PNG of curves per group
+(into --report_dir, default --output_dir).
 
     .venv/bin/python experiments/ablation.py                              # every row, seeds 0,1 -> runs/ablation
     .venv/bin/python experiments/ablation.py --rows=semi_hard,hardest --seeds=0,1,2
+    .venv/bin/python experiments/ablation.py --rows=semi_hard,hardest --seeds=0 --report_dir=results/ablation
     .venv/bin/python experiments/ablation.py --quick                      # smoke run -> runs/ablation_quick
 
 Each row x seed trains in this process through the function experiments/train.py calls, with the TrainConfig
 `train.py --config=<its config> --seed=<seed> --workdir=<output_dir>/<row>_s<seed>` builds (same defaults). Run
 again after an interruption: a row x seed with its record (<workdir>/ablation.json) is skipped, an unfinished one
-resumes from its last checkpoint. Writes <output_dir>/ablation.md, ablation.json and curves_<group>.png. Expected
+resumes from its last checkpoint. Writes <report_dir>/ablation.md, ablation.json and curves_<group>.png. Expected
 failures print one line, "ablation.py: error: ...", and exit 2 (flags) or 1.
 """
 
@@ -31,7 +33,9 @@ F = flags.FLAGS
 flags.DEFINE_list("rows", list(ABLATION), f"Rows to run, of: {', '.join(ABLATION)}.")
 flags.DEFINE_list("seeds", [str(s) for s in ABLATION_SEEDS], "Seeds per row (two or more to judge noise).")
 flags.DEFINE_bool("quick", False, "Each row's --quick variant (a few steps): a smoke run, its figures mean nothing.")
-flags.DEFINE_string("output_dir", None, "Workdirs, table and PNGs (default runs/ablation, runs/ablation_quick).")
+flags.DEFINE_string("output_dir", None, "The row x seed workdirs (default runs/ablation, runs/ablation_quick).")
+flags.DEFINE_string("report_dir", None, "The table, its records and the PNGs (default: --output_dir), e.g. "
+                    "results/ablation: the workdirs' checkpoints stay out of it.")
 flags.DEFINE_string("data_dir", None, "Training image tree, also the LFW root of --pairs names (default: "
                     "$FACENET_TF_LFW_DIR, then ../shared/data/lfw).")
 flags.DEFINE_string("pairs", "view1", "Evaluation pairs: view1 (DevTrain thresholds -> DevTest) or a pairs file.")
@@ -76,6 +80,7 @@ def main(argv):
     if unknown or not F.rows:
         fail(f"--rows: unknown {unknown or 'none given'}; known: {', '.join(ABLATION)}", 2)
     out = Path(F.output_dir or ("runs/ablation_quick" if F.quick else "runs/ablation"))
+    report = Path(F.report_dir or out)
     try:
         seeds = [int(s) for s in F.seeds]
         overrides = json.loads(F.overrides) if F.overrides else {}
@@ -95,7 +100,7 @@ def main(argv):
     from facenet_tf.train import TrainConfig, TrainingDiverged
 
     try:
-        check_output(out / "ablation.md", overwrite=True, flag="--output_dir")
+        check_output(report / "ablation.md", overwrite=True, flag="--report_dir" if F.report_dir else "--output_dir")
         root = paths.command_lfw_root(F.data_dir, F.pairs)  # the LFW root of the evaluation, resolved once
         evaluation = {"pairs": F.pairs, "crop_size": F.crop_size, "root": None if root is None else str(root)}
 
@@ -129,7 +134,7 @@ def main(argv):
         shown = [n for n in names if n != ABLATION_BASELINE] or names  # the groups of the rows compared
         groups = {g: [n for n in names if g in ABLATION[n]["groups"]]
                   for g in dict.fromkeys(g for n in shown for g in ABLATION[n]["groups"])}
-        written = ablation.write_report(out, rows, groups, records, ABLATION_BASELINE, header(records))
+        written = ablation.write_report(report, rows, groups, records, ABLATION_BASELINE, header(records, out))
     except (OutputError, ValueError, OSError, TrainingDiverged, tf.errors.OpError) as error:
         # ValueError: bad settings, pairs, unreadable images (ImageReadError), NaN embeddings; OSError: files
         fail(getattr(error, "message", None) or error, 1)
@@ -137,13 +142,13 @@ def main(argv):
         print("wrote", path)
 
 
-def header(records) -> str:
+def header(records, out: Path) -> str:
     evaluated = ("LFW View 1, thresholds on DevTrain, accuracy on DevTest" if F.pairs == "view1" else
                  f"{F.pairs}, its folds") + f"; centre crop {F.crop_size} px"
     return "\n".join([
         "# Training ablation: nns2 from scratch on LFW minus the View 1 test identities, scored on View 1", "",
         f"Written by `{shlex.join(['python', 'experiments/ablation.py', *sys.argv[1:]])}`.", "",
-        f"Rows: experiments/configs.py `ABLATION`; every row x seed finished in this folder with these settings "
+        f"Rows: experiments/configs.py `ABLATION`; every row x seed finished in `{out}` with these settings "
         f"({len(records)}); {QUICK_IMAGES if F.quick else ABLATION_IMAGES:,} images seen per row. "
         + ("**--quick: a smoke run, the figures mean nothing.** " if F.quick else "") + f"Evaluation: {evaluated}."])
 

@@ -129,12 +129,19 @@ def test_quick_ablation_writes_the_table_and_curves_and_skips_finished_rows(tmp_
     assert (out / "hardest_s0" / "eval" / "results.json").is_file()
 
     # Again, as after an interruption: a finished row is skipped; a trained row without its record is only scored.
+    # The table may go elsewhere (--report_dir, e.g. results/), the workdirs stay in --output_dir.
     (out / "hardest_s0" / "ablation.json").unlink()
     trained = (out / "hardest_s0" / "summary.json").read_text()
+    report = tmp_path / "report"
     with open(tmp_path / "again.log", "w") as log:
-        again = subprocess.run(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=600, env=env)
+        again = subprocess.run([*args, f"--report_dir={report}"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               timeout=600, env=env)
     text = (tmp_path / "again.log").read_text()
     assert again.returncode == 0, text[-3000:]
     assert "semi_hard seed 0: finished earlier, skipped" in text and "training into" not in text
     assert (out / "hardest_s0" / "summary.json").read_text() == trained
     assert (out / "hardest_s0" / "ablation.json").is_file()
+    assert sorted(p.name for p in report.iterdir()) == ["ablation.json", "ablation.md", "curves_mining.png"]
+    assert f"finished in `{out}`" in (report / "ablation.md").read_text()
+    assert [r["workdir"] for r in json.loads((report / "ablation.json").read_text())["records"]] == [
+        str(out / "semi_hard_s0"), str(out / "hardest_s0")]

@@ -79,6 +79,7 @@ def test_training_batches_are_aligned_crops_with_old_embeddings_of_aligned_crops
 
 
 @pytest.mark.parametrize("views", [1, 3])  # 3: --harmonic_views (tests/harmonic/test_views.py)
+@pytest.mark.usefixtures("harmonic_eager")
 def test_whole_network_training_on_aligned_crops_runs_and_resumes(env, tmp_path, old_keras, views):
     config = _config(tmp_path, env, old_keras, steps=2, checkpoint_every=1, harmonic_candidates="old",
                      harmonic_same_image_weight=1.0, optimizer="adam", learning_rate=1e-3, harmonic_views=views,

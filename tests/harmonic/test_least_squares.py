@@ -27,6 +27,9 @@ TINY = dict(model="nns2", input_size=(40, 32), embedding_dim=8, identities_per_b
             extra_negatives=2, exclude_pairs=(), jitter=0.1)
 
 
+# The few training steps here run eagerly (cheaper than tracing them); the solve does not depend on it.
+pytestmark = pytest.mark.usefixtures("eager", "harmonic_eager")
+
 def _config(tmp_path, data_dir, name, **kw):
     return TrainConfig.from_flags(workdir=str(tmp_path / name), data_dir=str(data_dir), **{**TINY, **kw})
 

@@ -56,6 +56,7 @@ def test_precomputed_old_embeddings_are_the_old_model_on_centre_crops(env, tmp_p
     assert images.shape == (11, 40, 32, 3)
 
 
+@pytest.mark.usefixtures("eager", "harmonic_eager")  # the traced harmonic step: the tests below
 def test_phases_init_freeze_and_resume(env, tmp_path, old_keras):
     base = _config(tmp_path, env, "new", steps=2, checkpoint_every=2)
     train(base, verbose=0)
@@ -146,21 +147,12 @@ def test_phase1_from_a_keras_file_or_zoo_model_trains_only_the_final_projection(
         build_harmonic_model(config.with_flags(init_from="nope"))
 
 
-def test_a_run_with_a_flat_config_json_resumes_and_other_flags_are_refused(env, tmp_path, old_keras, monkeypatch):
+@pytest.mark.usefixtures("harmonic_eager")
+def test_a_run_with_a_flat_config_json_resumes_and_other_flags_are_refused(env, tmp_path, old_keras):
     """Workdirs written before the harmonic settings were nested hold flat harmonic_* keys: the same flags resume
     them; a changed harmonic flag is refused by its flag name. (The model runs eagerly: two steps cost less than
     tracing them twice.)"""
-    from facenet_tf.harmonic.training import HarmonicHook
     from facenet_tf.train import loop
-
-    build = HarmonicHook.build_model
-
-    def build_eager(self, config):
-        model = build(self, config)
-        model.run_eagerly = True
-        return model
-
-    monkeypatch.setattr(HarmonicHook, "build_model", build_eager)
 
     config = _config(tmp_path, env, "flat", steps=1, checkpoint_every=1, harmonic_with=old_keras,
                      harmonic_old_embeddings="in_step", harmonic_candidates="old")

@@ -8,7 +8,7 @@ import pytest
 
 from facenet_tf.models import create_model
 from facenet_tf.models.source import ModelLoadError, load_model, split_source
-from tests.train.conftest import make_tree
+from tests.train.conftest import eager, make_tree  # noqa: F401 (eager: a fixture)
 
 
 def images(size=(40, 32), n=3, seed=0):
@@ -62,6 +62,7 @@ def test_keras_file_and_unknown_spellings(tmp_path):
         load_model("nns2", at_init=True)
 
 
+@pytest.mark.usefixtures("eager")  # one step, eagerly: cheaper than tracing it
 def test_a_workdir_loads_from_its_checkpoint_its_final_model_and_at_init(tmp_path, monkeypatch):
     from facenet_tf.train import TrainConfig, train
     from facenet_tf.train.loop import build_model

@@ -49,8 +49,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
             mirrored = build(batch_norm)
         mirrored.set_weights(single.get_weights())
         initial = [w.numpy().copy() for w in single.trainable_weights]
-        e1 = single.evaluate(one_batch, verbose=0, return_dict=True)
-        e2 = mirrored.evaluate(one_batch, verbose=0, return_dict=True)
+        # the test step (validation) differs from the train step's forward pass only through batch norm
+        e1 = single.evaluate(one_batch, verbose=0, return_dict=True) if batch_norm else None
+        e2 = mirrored.evaluate(one_batch, verbose=0, return_dict=True) if batch_norm else None
         # fit on a dataset (as the trainer does): Keras splits each global batch over the replicas
         t1 = {k: v[-1] for k, v in single.fit(one_batch, epochs=1, verbose=0).history.items()}
         t2 = {k: v[-1] for k, v in mirrored.fit(one_batch, epochs=1, verbose=0).history.items()}
@@ -85,7 +86,9 @@ def test_mirrored_two_devices_equals_one_device():
     for variant in ("bn=False", "bn=True"):
         r = result[variant]
         for key in ("loss", "num_triplets", "mean_d_ap", "mean_d_an", "active_fraction", "semi_hard_fraction"):
-            assert r["eval_mirrored"][key] == pytest.approx(r["eval_single"][key], rel=1e-4, abs=1e-5), (variant, key)
+            if variant == "bn=True":  # the validation step (moving statistics; without batch norm the train step's)
+                assert r["eval_mirrored"][key] == pytest.approx(r["eval_single"][key], rel=1e-4, abs=1e-5), (variant,
+                                                                                                          key)
             assert r["train_mirrored"][key] == pytest.approx(r["train_single"][key], rel=1e-4, abs=1e-5), (variant,
                                                                                                             key)
         assert r["weight_change"] > 1e-4, "the step moved the weights"

@@ -39,9 +39,12 @@ def test_finished_run_is_not_retrained_and_more_steps_continue(tiny_tree, tmp_pa
     assert summary["start_step"] == 4 and summary["end_step"] == 6
 
 
+@pytest.mark.usefixtures("eager")
 def test_resume_with_other_settings_is_refused(tiny_tree, tmp_path):
-    workdir = tmp_path / "run"
-    assert _run(_train_args(workdir, tiny_tree, "--steps=2", "--checkpoint_every=2")).returncode == 0
+    workdir = tmp_path / "run"  # trained in-process with the binary's settings (TINY_FLAGS), then the binary refuses
+    train(TrainConfig.from_flags(workdir=str(workdir), data_dir=str(tiny_tree), model="nns2", input_size=(40, 32),
+                                 embedding_dim=8, identities_per_batch=3, faces_per_identity=3, extra_negatives=2,
+                                 exclude_pairs=(), jitter=0.1, steps=2, checkpoint_every=2), verbose=0)
     other = _run(_train_args(workdir, tiny_tree, "--steps=4", "--checkpoint_every=2", "--margin=0.5"))
     assert other.returncode != 0
     assert "--margin: was 0.2, now 0.5" in other.stderr
@@ -76,9 +79,9 @@ def test_diverged_run_fails_naming_the_step_and_saves_nothing(tiny_tree, tmp_pat
 
 
 def _tiny_config(workdir, data_dir, **kw):
-    return TrainConfig(workdir=str(workdir), data_dir=str(data_dir), model="nns2", input_size=(40, 32),
-                       embedding_dim=8, identities_per_batch=3, faces_per_identity=3, extra_negatives=2,
-                       exclude_pairs=(), steps=2, checkpoint_every=2, **kw)
+    return TrainConfig(**{**dict(workdir=str(workdir), data_dir=str(data_dir), model="nns2", input_size=(40, 32),
+                                 embedding_dim=8, identities_per_batch=3, faces_per_identity=3, extra_negatives=2,
+                                 exclude_pairs=(), steps=2, checkpoint_every=2), **kw})
 
 
 @pytest.mark.usefixtures("eager")
@@ -150,6 +153,7 @@ def test_non_finite_batch_norm_statistics_are_never_checkpointed(tiny_tree, tmp_
         "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
 
 
+@pytest.mark.usefixtures("eager")
 def test_train_from_tfrecords_converted_by_the_binary(tiny_tree, tmp_path):
     records = tmp_path / "records"
     made = _run([sys.executable, "experiments/make_tfrecords.py", f"--data_dir={tiny_tree}",
@@ -160,21 +164,19 @@ def test_train_from_tfrecords_converted_by_the_binary(tiny_tree, tmp_path):
                   f"--output_dir={records}"])
     assert again.returncode != 0 and "--overwrite" in again.stderr
 
+    # Training from the shards (in-process and eager: the binary's resume is the tests above; the traced step,
+    # tests/train/test_model.py).
     workdir = tmp_path / "run"
-    first = _run(_train_args(workdir, records, "--steps=4", "--checkpoint_every=2"))
-    assert first.returncode == 0, first.stderr[-3000:]
-    summary = json.loads((workdir / "summary.json").read_text())
+    summary = train(_tiny_config(workdir, records, steps=4), verbose=0)
     assert summary["data"]["source"] == "tfrecord" and summary["data"]["images"] == 32
     assert summary["end_step"] == 4 and np.isfinite(summary["history"]["loss"]).all()
-    resumed = _run(_train_args(workdir, records, "--steps=6", "--checkpoint_every=2"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    summary = json.loads((workdir / "summary.json").read_text())
+    summary = train(_tiny_config(workdir, records, steps=6), verbose=0)
     assert summary["start_step"] == 4 and summary["end_step"] == 6
+    assert json.loads((workdir / "summary.json").read_text())["end_step"] == 6
 
-    bad = _run(_train_args(tmp_path / "r2", records, "--steps=2", "--checkpoint_every=2",
-                           "--validation_identities=2"))
-    assert bad.returncode != 0 and "--validation_identities: expected 0 with a TFRecord" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    with pytest.raises(ValueError, match="--validation_identities: expected 0 with a TFRecord"):
+        train(_tiny_config(tmp_path / "r2", records, validation_identities=2), verbose=0)
+    assert not (tmp_path / "r2").exists()
 
 
 def test_identity_fraction_trains_on_a_nested_seeded_share_of_the_tree(tmp_path):
