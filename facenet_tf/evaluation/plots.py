@@ -89,6 +89,13 @@ def plot_roc(
     return path
 
 
+def _thousands(value: float, _position=None) -> str:
+    """An axis label of a count: 180000 -> "180k", 2500000 -> "2.5M", 500 -> "500"."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"
+
+
 def plot_training_curves(
     runs: Mapping[str, Mapping[str, Any]],
     path: str | os.PathLike,
@@ -106,6 +113,7 @@ def plot_training_curves(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     if not runs:
         raise ValueError("plot_training_curves needs at least one run")
@@ -124,6 +132,7 @@ def plot_training_curves(
                     axes.plot(points[:, 0], points[:, 1], style, color=colours[group], marker=".", alpha=0.8,
                               label=group if first else None)
         axes.set_xlabel("images seen")
+        axes.xaxis.set_major_formatter(FuncFormatter(_thousands))
         axes.set_title(panel_title)
         axes.grid(True, alpha=0.3)
     figure.legend(loc="upper center", ncol=min(len(groups), 6), fontsize="small")

@@ -56,3 +56,13 @@ def test_does_not_switch_the_pyplot_backend(tmp_path):
     before = matplotlib.get_backend()
     plots.plot_roc({"a": roc(4, 1.0)}, tmp_path / "a.png")
     assert matplotlib.get_backend() == before
+
+
+def test_training_curves_label_images_seen_in_thousands(tmp_path):
+    assert [plots._thousands(v) for v in (0, 500, 20000, 180000, 2500000)] == ["0", "500", "20k", "180k", "2.5M"]
+    runs = {"semi_hard (seed 0)": {"loss": [(18000, 0.19), (36000, 0.18)], "mean_d_ap": [(18000, 1.2), (36000, 1.1)]},
+            "semi_hard (seed 1)": {"loss": [(18000, 0.2), (36000, 0.17)]}}
+    path = plots.plot_training_curves(runs, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="at least one run"):
+        plots.plot_training_curves({}, tmp_path / "none.png")
