@@ -11,7 +11,9 @@ seed into <output_dir>/<row>_s<seed>, scored on LFW View 1, then one table and a
 Each row x seed trains in this process through the function experiments/train.py calls, with the TrainConfig
 `train.py --config=<its config> --seed=<seed> --workdir=<output_dir>/<row>_s<seed>` builds (same defaults). Run
 again after an interruption: a row x seed with its record (<workdir>/ablation.json) is skipped, an unfinished one
-resumes from its last checkpoint. Writes <report_dir>/ablation.md, ablation.json and curves_<group>.png. Expected
+resumes from its last checkpoint. Writes <report_dir>/ablation.md, ablation.json and curves_<group>.png; the records
+already in <report_dir>/ablation.json whose workdirs are gone (trained on another machine) stay in the table, their
+curves with them, so rows can be added to results/ablation anywhere. Expected
 failures print one line, "ablation.py: error: ...", and exit 2 (flags) or 1.
 """
 
@@ -101,6 +103,7 @@ def main(argv):
 
     try:
         check_output(report / "ablation.md", overwrite=True, flag="--report_dir" if F.report_dir else "--output_dir")
+        previous = ablation.read_report_records(report)  # read first: a bad report fails before any training
         root = paths.command_lfw_root(F.data_dir, F.pairs)  # the LFW root of the evaluation, resolved once
         evaluation = {"pairs": F.pairs, "crop_size": F.crop_size, "root": None if root is None else str(root)}
 
@@ -126,8 +129,9 @@ def main(argv):
                 keras.backend.clear_session()
             ablation.write_record(workdir, ablation.row_record(workdir, row, seed, evaluation,
                                                                config=json.loads(config.to_json())))
-        # the table: every finished row x seed of these settings in --output_dir, from this run or earlier ones
-        records = ablation.collect_records(out, list(ABLATION), current)
+        # the table: every finished row x seed of these settings in --output_dir, from this run or earlier ones,
+        # and those of the report already in --report_dir whose workdirs are gone (written on another machine)
+        records = ablation.collect_records(out, list(ABLATION), current, previous)
         names = list(dict.fromkeys(r["row"] for r in records))
         rows = {n: {**ABLATION[n], "command": command(n, [r["seed"] for r in records if r["row"] == n])}
                 for n in names}
@@ -148,8 +152,8 @@ def header(records, out: Path) -> str:
     return "\n".join([
         "# Training ablation: nns2 from scratch on LFW minus the View 1 test identities, scored on View 1", "",
         f"Written by `{shlex.join(['python', 'experiments/ablation.py', *sys.argv[1:]])}`.", "",
-        f"Rows: experiments/configs.py `ABLATION`; every row x seed finished in `{out}` with these settings "
-        f"({len(records)}); {QUICK_IMAGES if F.quick else ABLATION_IMAGES:,} images seen per row. "
+        f"Rows: experiments/configs.py `ABLATION`; every row x seed finished in `{out}` with these settings, "
+        f"or kept from this report where its workdir is gone ({len(records)}); {QUICK_IMAGES if F.quick else ABLATION_IMAGES:,} images seen per row. "
         + ("**--quick: a smoke run, the figures mean nothing.** " if F.quick else "") + f"Evaluation: {evaluated}."])
 
 

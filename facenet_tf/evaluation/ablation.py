@@ -104,20 +104,52 @@ def row_record(workdir: str | Path, row: str, seed: int, evaluation: Mapping, **
     last = {f"final_{name.removeprefix('mean_')}": points[-1][1] if points else None
             for name, points in curves.items() if name in ("mean_d_ap", "mean_d_an")}
     return {"row": row, "seed": seed, "workdir": str(workdir), **evaluate_workdir(workdir, **evaluation),
-            **timing(workdir), **last, "evaluation": dict(evaluation), **extra}
+            **timing(workdir), **last, "evaluation": dict(evaluation), "curves": curves, **extra}
 
 
-def collect_records(output_dir: str | Path, rows: Sequence[str], accept=lambda record: True) -> list[dict]:
+def collect_records(output_dir: str | Path, rows: Sequence[str], accept=lambda record: True,
+                    previous: Sequence[dict] = ()) -> list[dict]:
     """The records of the finished row x seed workdirs ``<output_dir>/<row>_s<seed>`` of ``rows`` (whichever run
-    wrote them) that ``accept`` keeps (e.g. those of the current settings), in the order of ``rows``, then seed."""
-    found = []
+    wrote them), then those of ``previous`` (an earlier report's, ``read_report_records``) of a row x seed no
+    workdir holds, so that a report stays whole where the workdirs are gone (another machine); each kept only if
+    ``accept`` keeps it (e.g. those of the current settings), in the order of ``rows``, then seed."""
+    found = {}
     for path in Path(output_dir).glob(f"*_s*/{RECORD}"):
         match = re.fullmatch(r"(.+)_s(\d+)", path.parent.name)
         if match and match.group(1) in rows:
             record = json.loads(path.read_text())
             if record.get("row") == match.group(1) and record.get("seed") == int(match.group(2)) and accept(record):
-                found.append(record)
-    return sorted(found, key=lambda r: (list(rows).index(r["row"]), r["seed"]))
+                found[record["row"], record["seed"]] = record
+    for record in previous:
+        key = (record.get("row"), record.get("seed"))
+        if key[0] in rows and key not in found and accept(record):
+            found[key] = record
+    return sorted(found.values(), key=lambda r: (list(rows).index(r["row"]), r["seed"]))
+
+
+def read_report_records(report_dir: str | Path) -> list[dict]:
+    """The records of ``<report_dir>/ablation.json`` as ``write_report`` wrote them; [] when there is none. A file
+    that is not such a report raises ValueError naming it."""
+    path = Path(report_dir) / "ablation.json"
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text())["records"]
+        if not all(isinstance(r, dict) and {"row", "seed", "workdir"} <= r.keys() for r in records):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: not an ablation report (expected {{\"records\": [...]}} as ablation.py writes "
+                         "it); move it away or choose another --report_dir") from None
+    return records
+
+
+def _with_curves(record: dict) -> dict:
+    """``record`` with its ``curves``: its own, else read from its workdir's logs (records written before records
+    kept them), else none (``{}``: its workdir is gone)."""
+    if record.get("curves") is None:
+        logs = Path(record["workdir"]) / LOGS
+        return {**record, "curves": read_curves(record["workdir"]) if logs.is_dir() else {}}
+    return record
 
 
 def read_record(workdir: str | Path) -> dict | None:
@@ -199,12 +231,14 @@ def format_table(rows: Mapping[str, dict], records: Sequence[dict], baseline: st
 def write_report(output_dir: str | Path, rows: Mapping[str, dict], groups: Mapping[str, Sequence[str]],
                  records: Sequence[dict], baseline: str, header: str) -> list[Path]:
     """Writes ``ablation.md`` (``header``, ``LEGEND``, the table, the groups' PNGs), ``ablation.json`` (every record) and
-    ``curves_<group>.png`` per group (each row's seeds, from their workdirs' logs) into ``output_dir``."""
+    ``curves_<group>.png`` per group (each row's seeds, as their records keep them) into ``output_dir``. The
+    records written keep their curves, so that a later report can draw them without the workdirs."""
     out = Path(output_dir)
+    records = [_with_curves(r) for r in records]
     written = []
     for group, names in groups.items():
-        runs = {f"{r['row']} (seed {r['seed']})": read_curves(r["workdir"]) for name in names
-                for r in records if r["row"] == name}
+        runs = {f"{r['row']} (seed {r['seed']})": r["curves"] for name in names
+                for r in records if r["row"] == name and r["curves"]}
         if runs:
             written.append(plot_training_curves(runs, out / f"curves_{group}.png",
                                                 title=f"{group}: per checkpoint interval, as the trainer logged"))

@@ -4,6 +4,7 @@ column and the PNGs, and a second run skips what is finished; the table's noise 
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,35 @@ def test_quick_ablation_writes_the_table_and_curves_and_skips_finished_rows(tmp_
     assert f"finished in `{out}`" in (report / "ablation.md").read_text()
     assert [r["workdir"] for r in json.loads((report / "ablation.json").read_text())["records"]] == [
         str(out / "semi_hard_s0"), str(out / "hardest_s0")]
+
+    # On another machine the workdirs are gone: the report keeps the rows it holds, curves included, beside new ones.
+    shutil.rmtree(out / "semi_hard_s0")
+    with open(tmp_path / "third.log", "w") as log:
+        third = subprocess.run([*[a for a in args if not a.startswith("--rows=")], "--rows=hardest",
+                                f"--report_dir={report}"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               timeout=600, env=env)
+    assert third.returncode == 0, (tmp_path / "third.log").read_text()[-3000:]
+    kept = json.loads((report / "ablation.json").read_text())["records"]
+    assert [(r["row"], r["seed"]) for r in kept] == [("semi_hard", 0), ("hardest", 0)]
+    assert all(len(r["curves"]["loss"]) == 1 for r in kept)  # 2 steps, one checkpoint interval
+    table = (report / "ablation.md").read_text()
+    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| `")] == [
+        "| `semi_hard`", "| `hardest`"]
+
+
+def test_report_records_stand_in_for_missing_workdirs_and_a_bad_report_is_named(tmp_path):
+    def record(row, seed, **extra):
+        return {"row": row, "seed": seed, "workdir": str(tmp_path / f"{row}_s{seed}"), **extra}
+
+    (tmp_path / "a_s0").mkdir()
+    ablation.write_record(tmp_path / "a_s0", record("a", 0, accuracy=0.7))
+    previous = [record("a", 0, accuracy=0.1), record("a", 1, accuracy=0.8), record("b", 0, accuracy=0.6),
+                record("c", 0, accuracy=0.5)]
+    found = ablation.collect_records(tmp_path, ["a", "b"], lambda r: r["accuracy"] > 0.55, previous)
+    # the workdir's record wins over the report's; the report fills the gaps of the rows asked for that are accepted
+    assert [(r["row"], r["seed"], r["accuracy"]) for r in found] == [("a", 0, 0.7), ("a", 1, 0.8), ("b", 0, 0.6)]
+
+    assert ablation.read_report_records(tmp_path / "nowhere") == []
+    (tmp_path / "ablation.json").write_text('{"rows": []}')
+    with pytest.raises(ValueError, match=r"ablation\.json: not an ablation report"):
+        ablation.read_report_records(tmp_path)
