@@ -37,7 +37,9 @@ def images_per_step(config: Mapping) -> int:
 def read_curves(workdir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """``{metric: [(images seen, mean over the checkpoint interval), ...]}`` for ``CURVES``, from the TensorBoard
     events of every invocation of the run (a resumed run's repeated interval: the later value; a killed one's
-    truncated last event: left out)."""
+    truncated last event: left out). An interval the events lack takes its value from the last invocation's Keras
+    history in ``summary.json`` (its intervals only): events lost, or dropped by Keras' TensorBoard callback, which
+    records an interval's means only on a step its ``update_freq`` divides (before ``loop.summary_every``)."""
     import tensorflow as tf
 
     from facenet_tf.models.source import read_workdir_config
@@ -58,6 +60,13 @@ def read_curves(workdir: str | Path) -> dict[str, list[tuple[int, float]]]:
                         values[name][int(event.step)] = float(number)
         except tf.errors.DataLossError:  # the last event of a killed invocation, cut short
             pass
+    summary = Path(workdir) / "summary.json"
+    if summary.is_file():
+        last = json.loads(summary.read_text())
+        first = last.get("start_step", 0) // config["checkpoint_every"]
+        for name, points in values.items():
+            for i, value in enumerate(last.get("history", {}).get(name, [])):
+                points.setdefault(first + i, float(value))
     return {name: [((epoch + 1) * per_epoch, v) for epoch, v in sorted(points.items())]
             for name, points in values.items()}
 

@@ -322,6 +322,13 @@ class ThroughputAndCheckpoint(keras.callbacks.Callback):
         self._t0 = None
 
 
+def summary_every(checkpoint_every: int) -> int:
+    """Steps between the batch-level TensorBoard summaries: about a tenth of a checkpoint interval (one Keras epoch),
+    and a divisor of it. Keras' TensorBoard callback records the epoch's means only on a step its ``update_freq``
+    divides, so any other value loses the intervals that end elsewhere (75 steps at 7: all but the 7th)."""
+    return max(d for d in range(1, max(1, checkpoint_every // 10) + 1) if checkpoint_every % d == 0)
+
+
 def _check_resume_config(workdir: Path, config: TrainConfig) -> None:
     path = workdir / WORKDIR_CONFIG
     if path.is_file():
@@ -421,7 +428,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, v
             callbacks.insert(1, offline.callback(workdir / "logs" if chief else None, config.steps))
         if chief:
             callbacks.append(keras.callbacks.TensorBoard(str(workdir / "logs"),
-                                                         update_freq=max(1, config.checkpoint_every // 10)))
+                                                         update_freq=summary_every(config.checkpoint_every)))
         t0 = time.perf_counter()
         try:
             history = model.fit(

@@ -16,7 +16,7 @@ import pytest
 from facenet_tf.evaluation import ablation
 from facenet_tf.evaluation.lfw import mean_pairwise_distance
 from facenet_tf.train import TrainConfig
-from tests.train.conftest import make_tree
+from tests.train.conftest import eager, make_tree  # noqa: F401 (eager: a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULE = {"steps", "checkpoint_every", "lr_decay_steps"}
@@ -178,3 +178,37 @@ def test_report_records_stand_in_for_missing_workdirs_and_a_bad_report_is_named(
     (tmp_path / "ablation.json").write_text('{"rows": []}')
     with pytest.raises(ValueError, match=r"ablation\.json: not an ablation report"):
         ablation.read_report_records(tmp_path)
+
+
+def test_summary_every_divides_the_checkpoint_interval():
+    from facenet_tf.train.loop import summary_every
+
+    assert [summary_every(n) for n in (1, 2, 7, 25, 75, 100, 101, 120)] == [1, 1, 1, 1, 5, 10, 1, 12]
+
+
+@pytest.mark.usefixtures("eager")
+def test_every_checkpoint_interval_is_logged_and_read_back(tmp_path):
+    """21 steps per interval: Keras' TensorBoard callback logs an interval's means only if its update_freq divides
+    21 (it was 21 // 10 = 2: nothing logged). Without the events, the last invocation's history in summary.json
+    gives the curves."""
+    import tensorflow as tf
+
+    from facenet_tf.train import train
+
+    workdir = tmp_path / "run"
+    train(TrainConfig(workdir=str(workdir), data_dir=str(make_tree(tmp_path / "faces")), model="nns2",
+                      input_size=(40, 32), embedding_dim=8, identities_per_batch=3, faces_per_identity=3,
+                      extra_negatives=2, exclude_pairs=(), steps=21, checkpoint_every=21), verbose=0)
+    events = list((workdir / ablation.LOGS).glob("events.out.tfevents.*"))
+    steps = sorted(int(event.step) for path in events for record in tf.data.TFRecordDataset(str(path))
+                   for event in [tf.compat.v1.Event.FromString(record.numpy())]
+                   for value in event.summary.value if value.tag == "epoch_loss")
+    assert steps == [0]
+    curves = ablation.read_curves(workdir)
+    assert [x for x, _ in curves["loss"]] == [21 * 11]
+    for path in events:
+        path.unlink()
+    again = ablation.read_curves(workdir)
+    assert {name: [x for x, _ in points] for name, points in again.items()} == {
+        name: [21 * 11] for name in ablation.CURVES}
+    assert [v for _, v in again["loss"]] == pytest.approx([v for _, v in curves["loss"]], rel=1e-5)
